@@ -1,0 +1,25 @@
+# The two commands of the README: `make demo` and `make test`. Both set up what they need.
+.PHONY: setup demo test lint typecheck unit clean
+
+VENV := .venv/bin
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(VENV)/python scripts/demo.py
+
+lint: setup
+	$(VENV)/ruff check src tests benchmarks scripts
+	$(VENV)/ruff format --check src tests benchmarks scripts
+
+typecheck: setup
+	$(VENV)/mypy src
+
+unit: setup
+	$(VENV)/python -m pytest
+
+test: lint typecheck unit
+
+clean:
+	rm -rf demo-out .pytest_cache .mypy_cache .ruff_cache

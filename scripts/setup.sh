@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up everything edgeopt needs on a fresh Debian machine: Debian packages, a venv in .venv,
+# the package and its test tools. Idempotent; a second run with nothing changed takes a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests and the demo use (GStreamer, video codecs, PyGObject build deps).
+APT_PACKAGES=(${EDGEOPT_APT_PACKAGES:-})
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+
+# Reinstall only when the dependency list changed.
+stamp=.venv/.edgeopt-setup
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: installing Python packages into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  echo "$want" > "$stamp"
+fi
+echo "setup: ready (.venv)"

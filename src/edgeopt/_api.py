@@ -1,0 +1,69 @@
+"""The library's front door: load, compile, benchmark. The CLI calls only these."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from edgeopt.artifact import ModelArtifact, load_onnx
+from edgeopt.backends.base import BackendOptions, CompiledModel
+from edgeopt.bench.harness import BenchSettings, Progress, Variant, compare
+from edgeopt.bench.result import Comparison
+from edgeopt.errors import BackendUnavailableError
+from edgeopt.registry import get_backend
+
+__all__ = ["benchmark", "compile", "load"]
+
+
+def load(path: str | os.PathLike[str]) -> ModelArtifact:
+    """Open a model file safely and read its interface.
+
+    Args:
+        path: An ``.onnx`` file.
+
+    Raises:
+        ModelLoadError: Missing, truncated, corrupt or unsafe file.
+    """
+    return load_onnx(path)
+
+
+def compile(
+    model: ModelArtifact | str | os.PathLike[str],
+    backend: str = "onnxruntime",
+    options: BackendOptions | Mapping[str, Any] | None = None,
+) -> CompiledModel:
+    """Compile a model for a backend; the result runs feeds and saves its artifact.
+
+    Args:
+        model: A loaded artifact or a model path.
+        backend: A registered backend name (see ``edgeopt list``).
+        options: The backend's options (validated against its options model).
+
+    Raises:
+        PluginError: Unknown backend. BackendUnavailableError: not installed here.
+        ConfigError: Bad options. BackendError / UnsupportedOpError: compilation failed.
+    """
+    artifact = model if isinstance(model, ModelArtifact) else load_onnx(model)
+    impl = get_backend(backend)
+    if not impl.is_available():
+        raise BackendUnavailableError(impl.name, impl.install_hint)
+    compiled: CompiledModel = impl.compile(artifact, options)
+    return compiled
+
+
+def benchmark(
+    model: ModelArtifact | str | os.PathLike[str],
+    backend: str = "onnxruntime",
+    options: Mapping[str, Any] | None = None,
+    settings: BenchSettings | None = None,
+    progress: Progress | None = None,
+) -> Comparison:
+    """Benchmark one model on one backend in a worker process.
+
+    Returns:
+        A comparison with one variant (its speed-up is 1 by definition).
+    """
+    path = str(model.path if isinstance(model, ModelArtifact) else model)
+    variant = Variant(name=backend, model=path, backend=backend, options=dict(options or {}))
+    return compare([variant], settings, progress)

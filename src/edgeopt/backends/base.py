@@ -1,0 +1,150 @@
+"""The backend contract: compile a model artifact into something that runs.
+
+A `Backend` turns a `ModelArtifact` into a `CompiledModel` under typed options; the compiled
+model runs feeds, and saves/loads its artifact (ORT's optimized model, TVM's shared library,
+OpenVINO's blob) so a later process skips compilation. `check_feeds` gives every backend the
+same input checking, with messages that name the input and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edgeopt.artifact import ModelArtifact, TensorSpec
+from edgeopt.errors import ConfigError, InputMismatchError
+
+__all__ = [
+    "Backend",
+    "BackendOptions",
+    "CompiledModel",
+    "check_feeds",
+    "parse_options",
+    "random_feeds",
+]
+
+
+class BackendOptions(BaseModel):
+    """Options every backend understands; backends subclass it with their own fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threads: int | None = Field(
+        default=None, ge=1, le=256, description="Worker threads for one inference; None: default."
+    )
+
+
+@runtime_checkable
+class CompiledModel(Protocol):
+    """A model ready to run on one backend."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one inference; returns outputs by name."""
+        ...
+
+    def save(self, directory: Path) -> Path:
+        """Write the compiled artifact and its metadata into ``directory``; returns it."""
+        ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A compiler or runtime that turns an ONNX artifact into a `CompiledModel`."""
+
+    name: ClassVar[str]
+    options_type: ClassVar[type[BackendOptions]]
+    install_hint: ClassVar[str]
+
+    def is_available(self) -> bool:
+        """True when the backend's library imports here."""
+        ...
+
+    def compile(
+        self, model: ModelArtifact, options: BackendOptions | Mapping[str, Any] | None = None
+    ) -> CompiledModel:
+        """Compile ``model``; raises BackendError or UnsupportedOpError on failure."""
+        ...
+
+    def load(self, directory: Path) -> CompiledModel:
+        """Load a model saved by ``CompiledModel.save``."""
+        ...
+
+
+def parse_options(backend: Backend, options: BackendOptions | Mapping[str, Any] | None) -> Any:
+    """Validate ``options`` against the backend's own options model.
+
+    Raises:
+        ConfigError: An unknown option or a value of the wrong type, named in the message.
+    """
+    if isinstance(options, backend.options_type):
+        return options
+    raw = options.model_dump(exclude_unset=True) if isinstance(options, BaseModel) else options
+    try:
+        return backend.options_type.model_validate(dict(raw or {}))
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        raise ConfigError(f"bad options for backend {backend.name!r}: {problems}") from e
+
+
+def check_feeds(specs: Sequence[TensorSpec], feeds: Mapping[str, np.ndarray]) -> None:
+    """Check feeds against a model's inputs: names, dtypes, ranks and static dimensions.
+
+    Raises:
+        InputMismatchError: What is wrong, for which input, and what was expected.
+    """
+    expected = {s.name: s for s in specs}
+    missing = sorted(set(expected) - set(feeds))
+    extra = sorted(set(feeds) - set(expected))
+    if missing or extra:
+        raise InputMismatchError(
+            f"feeds do not match the model's inputs: missing {missing}, unexpected {extra}; "
+            f"the model takes {sorted(expected)}"
+        )
+    for name, spec in expected.items():
+        value = np.asarray(feeds[name])
+        if str(value.dtype) != spec.dtype:
+            raise InputMismatchError(
+                f"input {name!r} has dtype {value.dtype}, the model wants {spec.dtype}; "
+                f"convert it with .astype(np.{spec.dtype})"
+            )
+        if value.ndim != len(spec.shape) or any(
+            isinstance(want, int) and want != got
+            for want, got in zip(spec.shape, value.shape, strict=True)
+        ):
+            raise InputMismatchError(
+                f"input {name!r} has shape {tuple(value.shape)}, the model wants "
+                f"{tuple(spec.shape)}"
+            )
+
+
+def random_feeds(
+    specs: Sequence[TensorSpec], seed: int = 0, dims: Mapping[str, int] | None = None
+) -> dict[str, np.ndarray]:
+    """Reproducible random feeds for benchmarking a model.
+
+    Args:
+        specs: The model's inputs.
+        seed: Random seed.
+        dims: Values for symbolic dimensions (others become 1).
+    """
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in specs:
+        shape = spec.concrete_shape(dims)
+        dtype = np.dtype(spec.dtype)
+        if dtype.kind == "f":
+            feeds[spec.name] = rng.random(shape, dtype=np.float32).astype(dtype)
+        elif dtype.kind in "iu":
+            feeds[spec.name] = rng.integers(0, 2, size=shape).astype(dtype)
+        else:
+            feeds[spec.name] = np.zeros(shape, dtype=dtype)
+    return feeds

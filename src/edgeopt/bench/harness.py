@@ -1,0 +1,228 @@
+"""The benchmark harness: every variant in its own worker process, measured interleaved.
+
+Runtimes that share one process on two cores disturb each other (ORT's spinning intra-op
+threads measured 2x slower beside TVM in one process, and equal on their own), so each variant
+gets a worker process of its own, started with ``spawn`` so no runtime state is inherited.
+The parent hands out blocks of timed calls in turn — A B C, B C A, C A B, ... (the start
+rotates so no variant always runs right after another) — and only one worker runs at a time.
+A slow minute on a shared machine then hits every variant alike, and the per-round speed-up
+(baseline median / variant median within the round) stays stable where absolute numbers drift.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import resource
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from edgeopt.artifact import load_onnx
+from edgeopt.backends.base import parse_options, random_feeds
+from edgeopt.bench.environment import environment
+from edgeopt.bench.result import BenchmarkResult, Comparison
+from edgeopt.errors import BenchmarkError, ConfigError
+from edgeopt.registry import get_backend
+
+__all__ = ["BenchSettings", "Variant", "compare"]
+
+Progress = Callable[[int, int], None]
+
+
+class Variant(BaseModel):
+    """One thing to measure: a model on a backend with options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Label shown in tables and charts; unique in a comparison.")
+    model: str = Field(description="Path of the .onnx model.")
+    backend: str = Field(default="onnxruntime", description="Registered backend name.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Backend options.")
+
+
+class BenchSettings(BaseModel):
+    """How long and how to measure."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    warmup: int = Field(default=10, ge=0, description="Untimed runs per variant before timing.")
+    runs: int | None = Field(default=100, ge=1, description="Timed runs per variant.")
+    seconds: float | None = Field(
+        default=None, gt=0, description="Time budget for all timed runs (replaces runs)."
+    )
+    block: int = Field(default=10, ge=1, description="Timed calls per variant per round.")
+    seed: int = Field(default=0, description="Seed of the random input feeds.")
+    timeout_s: float = Field(default=600.0, gt=0, description="Longest wait for one worker step.")
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> BenchSettings:
+        if self.runs is None and self.seconds is None:
+            raise ValueError("give either runs or seconds")
+        return self
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return float(psutil.Process().memory_info().rss) / 2**20
+
+
+def _worker(conn: Connection, variant: dict[str, Any], warmup: int, seed: int) -> None:
+    """Worker process: compile once, then time blocks of calls on request."""
+    try:
+        rss0 = _rss_mb()
+        backend = get_backend(variant["backend"])
+        artifact = load_onnx(variant["model"])
+        options = parse_options(backend, variant["options"])
+        t0 = time.perf_counter()
+        compiled = backend.compile(artifact, options)
+        compile_s = time.perf_counter() - t0
+        feeds = random_feeds(compiled.inputs, seed=seed)
+        for _ in range(warmup):
+            compiled.run(feeds)
+        conn.send(("ready", compile_s, artifact.size_bytes, rss0))
+        while True:
+            msg = conn.recv()
+            if msg[0] == "block":
+                samples = []
+                for _ in range(msg[1]):
+                    t = time.perf_counter_ns()
+                    compiled.run(feeds)
+                    samples.append((time.perf_counter_ns() - t) / 1e6)
+                conn.send(("samples", samples))
+            else:
+                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+                conn.send(("done", peak, _rss_mb()))
+                return
+    except BaseException as e:
+        conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
+
+
+class _Worker:
+    def __init__(self, ctx: Any, variant: Variant, settings: BenchSettings) -> None:
+        self.variant = variant
+        self.timeout = settings.timeout_s
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(
+            target=_worker,
+            args=(child, variant.model_dump(), settings.warmup, settings.seed),
+            daemon=True,
+            name=f"edgeopt-bench-{variant.name}",
+        )
+        self.proc.start()
+        child.close()
+
+    def recv(self) -> tuple[Any, ...]:
+        if not self.conn.poll(self.timeout):
+            raise BenchmarkError(
+                f"variant {self.variant.name!r}: no answer from its worker in {self.timeout:.0f} s"
+            )
+        try:
+            msg: tuple[Any, ...] = self.conn.recv()
+        except EOFError as e:
+            raise BenchmarkError(
+                f"variant {self.variant.name!r}: its worker died (exit code {self.proc.exitcode})"
+            ) from e
+        if msg[0] == "error":
+            raise BenchmarkError(f"variant {self.variant.name!r} failed: {msg[1]}")
+        return msg
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+
+
+def _check(variants: Sequence[Variant]) -> None:
+    if not variants:
+        raise ConfigError("nothing to benchmark: give at least one variant")
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"variant names must be unique, got {names}")
+    for v in variants:
+        # Fail here, with the file's own error, rather than inside a worker.
+        load_onnx(v.model)
+        parse_options(get_backend(v.backend), v.options)
+
+
+def compare(
+    variants: Sequence[Variant],
+    settings: BenchSettings | None = None,
+    progress: Progress | None = None,
+) -> Comparison:
+    """Measure variants interleaved, each in its own process; the first is the baseline.
+
+    Args:
+        variants: What to measure; the first one is the baseline of every speed-up.
+        settings: Warm-up, budget and block size.
+        progress: Called with (done, total) timed blocks as rounds complete.
+
+    Returns:
+        The comparison, every sample kept.
+
+    Raises:
+        ModelLoadError: A model file is bad. ConfigError: bad options.
+        BenchmarkError: A worker failed or hung.
+    """
+    settings = settings or BenchSettings()
+    _check(variants)
+    ctx = mp.get_context("spawn")
+    workers = [_Worker(ctx, v, settings) for v in variants]
+    samples: dict[str, list[float]] = {v.name: [] for v in variants}
+    speedups: dict[str, list[float]] = {v.name: [] for v in variants}
+    try:
+        ready = {w.variant.name: w.recv() for w in workers}
+        rounds = math.ceil(settings.runs / settings.block) if settings.runs else None
+        deadline = time.monotonic() + (settings.seconds or 0.0)
+        r = 0
+        while (r < rounds) if rounds is not None else (r == 0 or time.monotonic() < deadline):
+            block = settings.block
+            if rounds is not None and settings.runs and r == rounds - 1:
+                block = settings.runs - settings.block * (rounds - 1)
+            medians: dict[str, float] = {}
+            for i in range(len(workers)):
+                w = workers[(r + i) % len(workers)]
+                w.conn.send(("block", block))
+                got = w.recv()[1]
+                samples[w.variant.name].extend(got)
+                medians[w.variant.name] = float(sorted(got)[len(got) // 2])
+                time.sleep(0.002)  # let spinning runtime threads of this worker go idle
+            base = medians[variants[0].name]
+            for name, med in medians.items():
+                speedups[name].append(base / med if med > 0 else float("inf"))
+            r += 1
+            if progress:
+                progress(r, rounds or r)
+        results = []
+        for w in workers:
+            w.conn.send(("stop",))
+            _, peak, _rss = w.recv()
+            _, compile_s, size, rss0 = ready[w.variant.name]
+            results.append(
+                BenchmarkResult(
+                    name=w.variant.name,
+                    backend=w.variant.backend,
+                    model=w.variant.model,
+                    options=dict(w.variant.options),
+                    samples_ms=tuple(samples[w.variant.name]),
+                    warmup=settings.warmup,
+                    compile_s=compile_s,
+                    peak_rss_mb=peak,
+                    model_rss_mb=max(peak - rss0, 0.0),
+                    model_size_bytes=size,
+                )
+            )
+    finally:
+        for w in workers:
+            w.close()
+    return Comparison(
+        results=tuple(results),
+        speedups={k: tuple(v) for k, v in speedups.items()},
+        block=settings.block,
+        environment=environment(),
+    )

@@ -1,0 +1,113 @@
+"""Render a `Comparison`: table rows, Markdown, and a PNG bar chart with error bars.
+
+The numbers come from the comparison's samples alone; nothing here measures.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edgeopt._fs import atomic_path
+from edgeopt.bench.result import Comparison
+
+__all__ = ["COLUMNS", "markdown", "rows", "save_chart"]
+
+COLUMNS = (
+    "variant",
+    "backend",
+    "threads",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "max ms",
+    "mean ms",
+    "stdev ms",
+    "inf/s",
+    "speed-up",
+    "peak MB",
+    "size KB",
+)
+
+
+def rows(comparison: Comparison) -> list[tuple[str, ...]]:
+    """One row of formatted cells per variant, in `COLUMNS` order."""
+    out: list[tuple[str, ...]] = []
+    for r in comparison.results:
+        s = r.stats
+        mid, lo, hi = comparison.speedup(r.name)
+        out.append(
+            (
+                r.name,
+                r.backend,
+                str(r.threads or "default"),
+                f"{s.p50:.3f}",
+                f"{s.p90:.3f}",
+                f"{s.p99:.3f}",
+                f"{s.max:.3f}",
+                f"{s.mean:.3f}",
+                f"{s.stdev:.3f}",
+                f"{s.throughput:.1f}",
+                f"{mid:.2f}x [{lo:.2f}-{hi:.2f}]",
+                f"{r.peak_rss_mb:.0f}",
+                f"{r.model_size_bytes / 1024:.1f}",
+            )
+        )
+    return out
+
+
+def markdown(comparison: Comparison) -> str:
+    """The comparison as a Markdown table, with the machine it ran on."""
+    env = comparison.environment
+    lines = [
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join("---" for _ in COLUMNS) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows(comparison)),
+        "",
+        f"Speed-up: median over rounds of {comparison.baseline.name!r}'s median latency / the "
+        f"variant's, [p10-p90]; {comparison.block} calls per variant per round, interleaved, "
+        "one process per variant.",
+    ]
+    if env:
+        lines.append(
+            f"Machine: {env.get('cpu')} ({env.get('usable_cores')} usable cores, "
+            f"{' '.join(env.get('cpu_flags', []))}); "
+            + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())
+        )
+    return "\n".join(lines) + "\n"
+
+
+def save_chart(comparison: Comparison, path: str | os.PathLike[str], title: str = "") -> Path:
+    """Write a PNG bar chart: median latency per variant, error bars p10-p90, speed-up on top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = [r.name for r in comparison.results]
+    p50 = np.array([r.stats.p50 for r in comparison.results])
+    p10 = np.array([np.percentile(r.samples_ms, 10) for r in comparison.results])
+    p90 = np.array([np.percentile(r.samples_ms, 90) for r in comparison.results])
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(names) + 2), 4.2), dpi=110)
+    colors = ["#7f7f7f"] + ["#1f77b4"] * (len(names) - 1)
+    ax.bar(names, p50, yerr=[p50 - p10, p90 - p50], capsize=5, color=colors)
+    for i, name in enumerate(names):
+        ax.annotate(
+            f"{p50[i]:.2f} ms\n{comparison.speedup(name)[0]:.2f}x",
+            (i, p90[i]),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            xytext=(0, 3),
+            textcoords="offset points",
+        )
+    ax.set_ylabel("latency per inference, ms (median, p10-p90)")
+    ax.set_title(title or f"edgeopt: latency vs {comparison.baseline.name}")
+    ax.set_ylim(0, float(p90.max()) * 1.25)
+    plt.setp(ax.get_xticklabels(), rotation=15, ha="right")
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,1 @@
+"""The ``edgeopt`` command line: a thin layer over the library API."""

@@ -1,0 +1,74 @@
+"""Plugin tables: backends and passes by name, imported only when asked for.
+
+Built-ins live in literal ``name -> "module:Class"`` tables (Olive's ``olive_config.json`` idea),
+so listing names, or running ONNX Runtime, never imports TVM or OpenVINO. Third-party plugins
+register through the entry-point groups ``edgeopt.backends`` and ``edgeopt.passes``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Any
+
+from edgeopt.errors import PluginError
+
+__all__ = ["BACKENDS", "PASSES", "backend_names", "get_backend", "get_pass", "pass_names"]
+
+BACKENDS: dict[str, str] = {
+    "onnxruntime": "edgeopt.backends.onnxruntime:OnnxRuntimeBackend",
+}
+"""Built-in backends: name -> "module:Class"."""
+
+PASSES: dict[str, str] = {}
+"""Built-in passes: name -> "module:Class"."""
+
+_ALIASES = {"ort": "onnxruntime"}
+
+
+def _table(builtin: dict[str, str], group: str) -> dict[str, str]:
+    table = dict(builtin)
+    for ep in entry_points(group=group):
+        table.setdefault(ep.name, ep.value)
+    return table
+
+
+def _load(kind: str, name: str, table: dict[str, str]) -> Any:
+    name = _ALIASES.get(name, name)
+    if name not in table:
+        known = ", ".join(sorted(table)) or "none"
+        raise PluginError(f"unknown {kind} {name!r}; known {kind}s: {known}")
+    module_name, _, attr = table[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)
+    except (ImportError, AttributeError) as e:
+        raise PluginError(f"{kind} {name!r} ({table[name]}) failed to import: {e}") from e
+
+
+def backend_names() -> list[str]:
+    """Names of every registered backend, built-in and plugin."""
+    return sorted(_table(BACKENDS, "edgeopt.backends"))
+
+
+def pass_names() -> list[str]:
+    """Names of every registered pass, built-in and plugin."""
+    return sorted(_table(PASSES, "edgeopt.passes"))
+
+
+def get_backend(name: str) -> Any:
+    """An instance of the backend registered as ``name`` (``ort`` is an alias of onnxruntime).
+
+    Raises:
+        PluginError: No such backend, or its module fails to import.
+    """
+    return _load("backend", name, _table(BACKENDS, "edgeopt.backends"))()
+
+
+def get_pass(name: str) -> Any:
+    """An instance of the pass registered as ``name``.
+
+    Raises:
+        PluginError: No such pass, or its module fails to import.
+    """
+    return _load("pass", name, _table(PASSES, "edgeopt.passes"))()

@@ -1,0 +1,63 @@
+"""Shared fixtures: tiny ONNX graphs built in code, with numpy references."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from _helpers import ROOT, conv_weights, save_model
+
+
+@pytest.fixture
+def conv_model(tmp_path: Path) -> Path:
+    """Conv 3x3 (3->4 channels, pad 1) + Relu, input x [1,3,8,8] float32, output y."""
+    w, b = conv_weights()
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+            helper.make_node("Relu", ["c"], ["y"], name="relu"),
+        ],
+        "conv_relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
+    return save_model(graph, tmp_path / "conv.onnx")
+
+
+@pytest.fixture
+def dynamic_model(tmp_path: Path) -> Path:
+    """y = x + 1 with a symbolic batch dimension and an unknown last dimension."""
+    one = numpy_helper.from_array(np.ones((1,), np.float32), "one")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "one"], ["y"])],
+        "dyn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, None])],
+        [one],
+    )
+    return save_model(graph, tmp_path / "dyn.onnx")
+
+
+@pytest.fixture
+def make_model(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: save any graph under tmp_path with the given name and opsets."""
+
+    def make(
+        graph: onnx.GraphProto, name: str = "m.onnx", opsets: dict[str, int] | None = None
+    ) -> Path:
+        return save_model(graph, tmp_path / name, opsets)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    """Folder of verified third-party model files (EDGEOPT_MODELS_DIR, else ../shared/models)."""
+    return Path(os.environ.get("EDGEOPT_MODELS_DIR", ROOT.parent / "shared" / "models"))
