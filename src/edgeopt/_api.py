@@ -17,15 +17,20 @@ __all__ = ["benchmark", "compile", "load"]
 
 
 def load(path: str | os.PathLike[str]) -> ModelArtifact:
-    """Open a model file safely and read its interface.
+    """Open a model file safely and read its interface; other formats are converted to ONNX.
 
     Args:
-        path: An ``.onnx`` file.
+        path: An ``.onnx`` file, or a ``.tflite`` file (converted once, cached).
 
     Raises:
         ModelLoadError: Missing, truncated, corrupt or unsafe file.
+        UnsupportedOpError: A TFLite operator the importer cannot convert.
     """
-    return load_onnx(path)
+    if str(path).lower().endswith(".onnx"):
+        return load_onnx(path)
+    from edgeopt.convert import convert
+
+    return convert(path)
 
 
 def compile(
@@ -44,7 +49,7 @@ def compile(
         PluginError: Unknown backend. BackendUnavailableError: not installed here.
         ConfigError: Bad options. BackendError / UnsupportedOpError: compilation failed.
     """
-    artifact = model if isinstance(model, ModelArtifact) else load_onnx(model)
+    artifact = model if isinstance(model, ModelArtifact) else load(model)
     impl = get_backend(backend)
     if not impl.is_available():
         raise BackendUnavailableError(impl.name, impl.install_hint)
@@ -64,6 +69,6 @@ def benchmark(
     Returns:
         A comparison with one variant (its speed-up is 1 by definition).
     """
-    path = str(model.path if isinstance(model, ModelArtifact) else model)
+    path = str((model if isinstance(model, ModelArtifact) else load(model)).path)
     variant = Variant(name=backend, model=path, backend=backend, options=dict(options or {}))
     return compare([variant], settings, progress)

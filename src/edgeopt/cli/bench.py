@@ -45,7 +45,7 @@ def bench(
     ),
 ) -> None:
     """Benchmark MODEL: latency percentiles, throughput, memory and size, side by side."""
-    load(model)  # fail fast, with the file's own error
+    path = str(load(model).path)  # fails fast with the file's own error; converts .tflite
     if len(set(backend)) != len(backend) or len(set(threads)) != len(threads):
         raise ConfigError("repeat --backend and --threads with distinct values only")
     variants = []
@@ -53,9 +53,7 @@ def bench(
     for b, t in itertools.product(backend, thread_choices):
         name = b if t is None else f"{b}-{t}t"
         variants.append(
-            Variant(
-                name=name, model=str(model), backend=b, options={} if t is None else {"threads": t}
-            )
+            Variant(name=name, model=path, backend=b, options={} if t is None else {"threads": t})
         )
     settings = BenchSettings(
         warmup=warmup, runs=None if seconds else runs, seconds=seconds, block=block

@@ -6,17 +6,12 @@ prints. An `EdgeoptError` becomes one line on stderr and exit code 1; ``-v`` add
 
 from __future__ import annotations
 
-import functools
 import logging
-import traceback
-from collections.abc import Callable
-from typing import Any
 
 import typer
-from rich.console import Console
 
-from edgeopt.cli import bench, info, list_
-from edgeopt.errors import EdgeoptError
+from edgeopt.cli import bench, convert, info, list_, models
+from edgeopt.cli._output import STATE, guard
 
 __all__ = ["app", "main"]
 
@@ -27,40 +22,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_state = {"verbose": False}
 
 
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Show tracebacks and debug logs."),
 ) -> None:
-    _state["verbose"] = verbose
+    STATE["verbose"] = verbose
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
 
 
-def _guard(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn an EdgeoptError into one line on stderr and exit code 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except EdgeoptError as e:
-            err = Console(stderr=True, highlight=False, soft_wrap=True)
-            if _state["verbose"]:
-                err.print(traceback.format_exc(), markup=False)
-            err.print(f"error: {e}", markup=False)
-            raise typer.Exit(1) from e
-
-    return wrapper
-
-
-app.command("info")(_guard(info.info))
-app.command("bench")(_guard(bench.bench))
-app.command("list")(_guard(list_.list_plugins))
+app.command("info")(guard(info.info))
+app.command("bench")(guard(bench.bench))
+app.command("list")(guard(list_.list_plugins))
+app.command("convert")(guard(convert.convert))
+app.add_typer(models.app, name="models")
 
 
 def main() -> None:

@@ -1,0 +1,98 @@
+"""Import any supported model format into ONNX, edgeopt's exchange format.
+
+``.onnx`` files are checked and copied; ``.tflite`` files go through the TFLite frontend (no
+TensorFlow needed); PyTorch modules through ``torch.onnx.export`` (the optional ``torch``
+extra). Conversions without an explicit output land in the cache, keyed by the source's
+sha256, so loading the same ``.tflite`` twice converts once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnx
+
+from edgeopt._fs import atomic_path
+from edgeopt.artifact import ModelArtifact, load_onnx
+from edgeopt.errors import ConfigError, ModelLoadError
+
+__all__ = ["FORMATS", "convert"]
+
+FORMATS = {
+    ".onnx": "ONNX",
+    ".tflite": "TensorFlow Lite",
+    ".pt": "TorchScript",
+    ".pth": "TorchScript",
+    ".pt2": "PyTorch ExportedProgram",
+}
+"""File suffixes edgeopt can import, and the format's name."""
+
+
+def _default_output(src: Path) -> Path:
+    from edgeopt.zoo import cache_dir
+
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:20]
+    return cache_dir() / "converted" / f"{src.stem}-{digest}.onnx"
+
+
+def convert(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    layout: str = "nhwc",
+    input_shapes: Sequence[Sequence[int]] = (),
+) -> ModelArtifact:
+    """Convert a model file to ONNX and load the result.
+
+    Args:
+        source: A ``.onnx``, ``.tflite``, or PyTorch (``.pt`` TorchScript, ``.pt2``) file.
+        output: Where to write the ONNX file; default: the cache.
+        layout: For TFLite: keep the NHWC interface (``"nhwc"``) or expose NCHW (``"nchw"``).
+        input_shapes: For PyTorch files: one shape per input (they carry none).
+
+    Returns:
+        The converted model's artifact.
+
+    Raises:
+        ConfigError: An unknown format. ModelLoadError: a bad source file.
+        UnsupportedOpError: An operator the frontend cannot convert.
+    """
+    src = Path(source)
+    if not src.is_file():
+        raise ModelLoadError(f"{src}: no such model file")
+    suffix = src.suffix.lower()
+    if suffix not in FORMATS:
+        known = ", ".join(f"{k} ({v})" for k, v in FORMATS.items())
+        raise ConfigError(f"{src}: unknown model format {suffix!r}; edgeopt imports {known}")
+    if layout not in ("nhwc", "nchw"):
+        raise ConfigError(f"layout must be 'nhwc' or 'nchw', not {layout!r}")
+    if suffix == ".onnx":
+        artifact = load_onnx(src)
+        if output is None:
+            return artifact
+        with atomic_path(output, suffix=".onnx") as tmp:
+            shutil.copyfile(src, tmp)
+        return load_onnx(output)
+    if suffix in (".pt", ".pth", ".pt2"):
+        from edgeopt.frontends.torch import convert_torch
+
+        if not input_shapes:
+            raise ConfigError(f"{src}: PyTorch files carry no input shape; give --input-shape")
+        target = Path(output) if output is not None else _default_output(src)
+        return load_onnx(convert_torch(src, target, input_shapes))
+    from edgeopt.frontends.tflite import convert_tflite
+
+    target = Path(output) if output is not None else _default_output(src)
+    if output is None and layout == "nhwc" and target.is_file():
+        return load_onnx(target)
+    model = convert_tflite(src, layout="nchw" if layout == "nchw" else "nhwc")
+    if output is None and layout != "nhwc":
+        target = target.with_name(f"{target.stem}-{layout}.onnx")
+    with atomic_path(target, suffix=".onnx") as tmp:
+        onnx.save(model, str(tmp))
+        load_onnx(tmp)
+    return load_onnx(target)
