@@ -60,4 +60,9 @@ def make_model(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
     """Folder of verified third-party model files (EDGEOPT_MODELS_DIR, else ../shared/models)."""
-    return Path(os.environ.get("EDGEOPT_MODELS_DIR", ROOT.parent / "shared" / "models"))
+    folder = Path(os.environ.get("EDGEOPT_MODELS_DIR", ROOT.parent / "shared" / "models"))
+    if not (folder / "mediapipe-selfie").is_dir():
+        pytest.skip(
+            f"{folder}/mediapipe-selfie is absent; set EDGEOPT_MODELS_DIR to the verified models"
+        )
+    return folder
