@@ -20,7 +20,13 @@ BACKENDS: dict[str, str] = {
 }
 """Built-in backends: name -> "module:Class"."""
 
-PASSES: dict[str, str] = {}
+PASSES: dict[str, str] = {
+    "simplify": "edgeopt.passes.simplify:SimplifyPass",
+    "quantize": "edgeopt.passes.quantize:QuantizePass",
+    "fp16": "edgeopt.passes.fp16:Fp16Pass",
+    "prune": "edgeopt.passes.prune:PrunePass",
+    "prune_structured": "edgeopt.passes.prune_structured:StructuredPrunePass",
+}
 """Built-in passes: name -> "module:Class"."""
 
 _ALIASES = {"ort": "onnxruntime"}

@@ -772,9 +772,13 @@ _FUZZ = settings(
 
 
 @pytest.fixture(scope="module")
-def fuzz_seed(
-    selfie_general: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[bytes, int, Path]:
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for the fuzzed files; one file is rewritten per example."""
+    return tmp_path_factory.mktemp("fuzz")
+
+
+@pytest.fixture(scope="module")
+def fuzz_seed(selfie_general: Path, scratch: Path) -> tuple[bytes, int, Path]:
     """The real model's bytes, where its structure (not weight data) starts, a scratch file."""
     data = selfie_general.read_bytes()
     model = tflite.Model.GetRootAs(data, 0)
@@ -783,7 +787,7 @@ def fuzz_seed(
         for i in range(model.BuffersLength())
         if model.Buffers(i).DataLength()
     ]
-    return data, max(ends), tmp_path_factory.mktemp("fuzz") / "fuzzed.tflite"
+    return data, max(ends), scratch / "fuzzed.tflite"
 
 
 def _convert_mutant(path: Path, data: bytes) -> None:
@@ -844,8 +848,8 @@ def test_fuzz_byte_overwrites(fuzz_seed: tuple[bytes, int, Path], edit: st.DataO
 
 @settings(_FUZZ, max_examples=500)
 @given(garbage=st.binary(max_size=4096), tagged=st.booleans())
-def test_fuzz_garbage(fuzz_seed: tuple[bytes, int, Path], garbage: bytes, tagged: bool) -> None:
-    _, _, path = fuzz_seed
+def test_fuzz_garbage(scratch: Path, garbage: bytes, tagged: bool) -> None:
+    path = scratch / "garbage.tflite"
     if tagged:  # get past the identifier check, into the flatbuffer reader
         garbage = garbage[:4].ljust(4, b"\x00") + b"TFL3" + garbage[8:]
     _convert_mutant(path, garbage)

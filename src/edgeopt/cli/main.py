@@ -11,6 +11,7 @@ import logging
 import typer
 
 from edgeopt.cli import bench, convert, info, list_, models
+from edgeopt.cli import optimize as optimize_cmd
 from edgeopt.cli._output import STATE, guard
 
 __all__ = ["app", "main"]
@@ -39,6 +40,7 @@ app.command("info")(guard(info.info))
 app.command("bench")(guard(bench.bench))
 app.command("list")(guard(list_.list_plugins))
 app.command("convert")(guard(convert.convert))
+app.command("optimize")(guard(optimize_cmd.optimize))
 app.add_typer(models.app, name="models")
 
 

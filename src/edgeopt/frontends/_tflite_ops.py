@@ -381,11 +381,11 @@ def _kernel(ctx: Context, weights: Array) -> tuple[int, int]:
     )
 
 
-def _input_hw(ctx: Context, index: int) -> tuple[int, int]:
+def _nhwc(ctx: Context, index: int) -> tuple[int, int, int, int]:
     shape = ctx.tensor(index).shape
     if len(shape) != 4:
         raise ctx.fail(f"expected a rank-4 NHWC input, got shape {list(shape)}")
-    return shape[1], shape[2]
+    return shape[0], shape[1], shape[2], shape[3]
 
 
 def _bias(ctx: Context, op: Operator, cout: int) -> list[str]:
@@ -439,7 +439,7 @@ def conv_2d(ctx: Context, op: Operator) -> None:
     if opts is None:
         raise ctx.fail("CONV_2D without options")
     w = ctx.weights(op.inputs[1], 4)
-    cin = ctx.tensor(op.inputs[0]).shape[-1]
+    _, height, width, cin = _nhwc(ctx, op.inputs[0])
     if w.shape[3] == 0 or cin % w.shape[3]:
         raise ctx.fail(f"{cin} input channels do not fit weights {list(w.shape)}")
     dil = (
@@ -447,7 +447,7 @@ def conv_2d(ctx: Context, op: Operator) -> None:
         _check_int(ctx, "dilation", int(opts.DilationWFactor())),
     )
     kernel = _kernel(ctx, w)
-    pads = _pads(ctx, opts, _input_hw(ctx, op.inputs[0]), kernel, dil)
+    pads = _pads(ctx, opts, (height, width), kernel, dil)
     inputs = [ctx.get(op.inputs[0], CF), ctx.const_input(op.inputs[1], w.transpose(TO_CF))]
     y = ctx.node(
         "Conv",
@@ -468,7 +468,8 @@ def depthwise_conv_2d(ctx: Context, op: Operator) -> None:
     if opts is None:
         raise ctx.fail("DEPTHWISE_CONV_2D without options")
     w = ctx.weights(op.inputs[1], 4)
-    cin, cout = ctx.tensor(op.inputs[0]).shape[-1], int(w.shape[3])
+    _, height, width, cin = _nhwc(ctx, op.inputs[0])
+    cout = int(w.shape[3])
     if w.shape[0] != 1 or cin == 0 or cout % cin:
         raise ctx.fail(f"{cin} input channels do not fit depthwise weights {list(w.shape)}")
     dil = (
@@ -476,7 +477,7 @@ def depthwise_conv_2d(ctx: Context, op: Operator) -> None:
         _check_int(ctx, "dilation", int(opts.DilationWFactor())),
     )
     kernel = _kernel(ctx, w)
-    pads = _pads(ctx, opts, _input_hw(ctx, op.inputs[0]), kernel, dil)
+    pads = _pads(ctx, opts, (height, width), kernel, dil)
     inputs = [ctx.get(op.inputs[0], CF), ctx.const_input(op.inputs[1], w.transpose(3, 0, 1, 2))]
     y = ctx.node(
         "Conv",
@@ -506,10 +507,10 @@ def conv_transpose_bias(ctx: Context, op: Operator) -> None:
     if padding not in (1, 2):
         raise ctx.fail(f"unknown padding {padding}")
     w = ctx.weights(op.inputs[1], 4)
-    cin = ctx.tensor(op.inputs[0]).shape[-1]
+    _, height, width, cin = _nhwc(ctx, op.inputs[0])
     if w.shape[3] != cin:
         raise ctx.fail(f"{cin} input channels do not fit weights {list(w.shape)}")
-    hw = _input_hw(ctx, op.inputs[0])
+    hw = (height, width)
     kernel = _kernel(ctx, w)
     pads, extra = [0, 0, 0, 0], [0, 0]
     for axis in range(2):
@@ -537,7 +538,7 @@ def pool_2d(ctx: Context, op: Operator) -> None:
     opts = ctx.options(op, tflite.Pool2DOptions)
     if opts is None:
         raise ctx.fail(f"{op.kind} without options")
-    hw = _input_hw(ctx, op.inputs[0])
+    hw = _nhwc(ctx, op.inputs[0])[1:3]
     kernel = (
         _check_int(ctx, "filter height", int(opts.FilterHeight())),
         _check_int(ctx, "filter width", int(opts.FilterWidth())),
@@ -707,8 +708,7 @@ def resize_bilinear(ctx: Context, op: Operator) -> None:
     if align and half:
         raise ctx.fail("align_corners and half_pixel_centers are both set")
     mode = "align_corners" if align else "half_pixel" if half else "asymmetric"
-    src, out = ctx.tensor(op.inputs[0]).shape, ctx.tensor(op.outputs[0]).shape
-    _input_hw(ctx, op.inputs[0])
+    src, out = _nhwc(ctx, op.inputs[0]), ctx.tensor(op.outputs[0]).shape
     if len(out) != 4 or (out[0], out[3]) != (src[0], src[3]):
         raise ctx.fail(f"cannot resize {list(src)} to {list(out)}")
     if len(op.inputs) > 1 and ctx.int_const(op.inputs[1]) != [out[1], out[2]]:

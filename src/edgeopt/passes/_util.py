@@ -1,0 +1,58 @@
+"""Helpers shared by the passes: option validation, saving a model, op histograms."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import onnx
+from pydantic import BaseModel, ValidationError
+
+from edgeopt._fs import atomic_path
+from edgeopt.artifact import ModelArtifact, load_onnx
+from edgeopt.errors import ConfigError
+
+__all__ = ["op_counts", "param_count", "parse_pass_options", "save_proto"]
+
+_O = TypeVar("_O", bound=BaseModel)
+
+
+def parse_pass_options(pass_name: str, options_type: type[_O], raw: Mapping[str, Any] | Any) -> _O:
+    """Validate a pass's options; errors name the pass and the field.
+
+    Raises:
+        ConfigError: An unknown option or a value of the wrong type.
+    """
+    if isinstance(raw, options_type):
+        return raw
+    try:
+        return options_type.model_validate(dict(raw or {}))
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        raise ConfigError(f"bad options for pass {pass_name!r}: {problems}") from e
+
+
+def save_proto(model: onnx.ModelProto, path: Path) -> ModelArtifact:
+    """Write ``model`` atomically to ``path`` and load it back through the safe loader."""
+    with atomic_path(path) as tmp:
+        onnx.save(model, str(tmp))
+    return load_onnx(path)
+
+
+def op_counts(model: onnx.ModelProto) -> dict[str, int]:
+    """Histogram of the graph's op types (domain-qualified outside the default domain)."""
+    ops = collections.Counter(
+        (f"{n.domain}:{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type)
+        for n in model.graph.node
+    )
+    return dict(sorted(ops.items()))
+
+
+def param_count(model: onnx.ModelProto) -> int:
+    """Number of elements in the graph's initializers."""
+    return sum(int(np.prod(t.dims)) for t in model.graph.initializer)

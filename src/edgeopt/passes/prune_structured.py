@@ -1,0 +1,637 @@
+"""prune_structured: remove whole conv channels, rewrite what follows, refit by least squares.
+
+The model really gets smaller and faster: a removed channel disappears from its producer conv's
+weights and bias, from every depthwise conv, BatchNormalization, per-channel constant and
+Resize ``sizes`` it flows through, from squeeze-excite multiplies, and from the input weights of
+every conv that consumes it. Channels that meet in an Add or a Mul (residual streams, squeeze-
+excite gates, decoder skips) share one *channel space* (union-find over the graph) and are
+removed together; a space that reaches a graph input or output, a Reshape, Concat, Transpose
+or any op not understood here is frozen.
+
+Which channels go: those whose contribution to the consumers' outputs is smallest on the
+calibration frames, E[x_c^2] * ||W_next[:, c]||^2 summed over consumers (activation-aware; the
+plain filter-norm criterion, ``criterion: l1``, is kept for comparison). How many per space:
+``allocation: uniform`` removes the same fraction everywhere; ``allocation: sensitivity``
+measures, for every space alone, the fidelity lost at a few pruning levels and greedily picks
+the levels with the least loss per multiply-add saved until ``ratio`` of the model's
+multiply-adds are gone. Channel counts stay multiples of ``round_to`` (ORT's NCHWc conv
+kernels want multiples of 8 on AVX2).
+
+Reconstruction (He et al. 2017, "Channel Pruning for Accelerating Very Deep Neural Networks";
+Luo et al. 2017, ThiNet): after removal, each consumer conv's weights and bias are refit by
+ridge least squares so that, fed the *pruned* model's activations, it reproduces the original
+model's output on the calibration frames; the bias absorbs what the removed channels
+contributed on average. Consumers are refit in graph order, so each sees its predecessors'
+refit outputs. No maintained library prunes trained ONNX CNNs structurally, so this is written
+here (numpy + onnx + ORT to collect activations).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgeopt.artifact import ModelArtifact
+from edgeopt.bench.fidelity import compare_outputs
+from edgeopt.errors import ConfigError
+from edgeopt.passes._util import parse_pass_options, save_proto
+from edgeopt.passes.base import PassContext, PassResult
+
+__all__ = ["StructuredPruneOptions", "StructuredPrunePass", "channel_spaces", "count_macs"]
+
+log = logging.getLogger(__name__)
+
+_SAME = {
+    "Relu",
+    "HardSwish",
+    "HardSigmoid",
+    "Sigmoid",
+    "Clip",
+    "LeakyRelu",
+    "Tanh",
+    "Identity",
+    "GlobalAveragePool",
+    "AveragePool",
+    "MaxPool",
+    "Resize",
+    "BatchNormalization",
+    "Elu",
+    "PRelu",
+    "Swish",
+    "Gelu",
+}
+_BINARY = {"Add", "Mul", "Sub", "Div"}
+# Per-space sensitivity tables by (model, data, options): a sweep over ratios measures once.
+_SENSITIVITY_CACHE: dict[tuple[Any, ...], dict[int, list[tuple[int, float, int]]]] = {}
+
+
+class StructuredPruneOptions(BaseModel):
+    """Options of the structured channel-pruning pass."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ratio: float = Field(
+        default=0.2,
+        ge=0.0,
+        lt=1.0,
+        description="uniform: fraction of each space's channels; sensitivity: fraction of the "
+        "model's multiply-adds to remove.",
+    )
+    allocation: Literal["uniform", "sensitivity"] = Field(
+        default="sensitivity", description="How the pruning is spread over channel spaces."
+    )
+    criterion: Literal["activation", "l1", "l2"] = Field(
+        default="activation", description="Channel importance: output contribution or filter norm."
+    )
+    reconstruct: bool = Field(
+        default=True, description="Refit consumer convs by least squares on calibration data."
+    )
+    round_to: int = Field(default=8, ge=1, description="Kept channel counts are multiples of this.")
+    min_channels: int = Field(default=8, ge=1, description="Never keep fewer channels per space.")
+    ridge: float = Field(default=1e-3, ge=0.0, description="Relative ridge of the least squares.")
+    max_rows: int = Field(
+        default=40000, ge=100, description="Pixel rows sampled per least-squares refit."
+    )
+
+
+def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+@dataclass
+class Space:
+    """Channels that must be pruned together, and every place they appear."""
+
+    id: int
+    channels: int
+    frozen: bool = False
+    producers: list[tuple[str, int]] = field(default_factory=list)  # (node, weight axis)
+    members: list[tuple[str, str]] = field(default_factory=list)  # (initializer, role)
+    consumers: list[str] = field(default_factory=list)  # node names (Conv / ConvTranspose)
+    macs: int = 0
+
+
+class _Graph:
+    """Channel spaces of a model, by union-find over its 4-D activations."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.model = onnx.shape_inference.infer_shapes(model)
+        g = self.model.graph
+        self.inits = {t.name: t for t in g.initializer}
+        self.nodes = {n.name: n for n in g.node}
+        self.shapes: dict[str, list[int]] = {}
+        for v in [*g.input, *g.value_info, *g.output]:
+            dims = [
+                d.dim_value if d.HasField("dim_value") else 0 for d in v.type.tensor_type.shape.dim
+            ]
+            self.shapes[v.name] = dims
+        uses: dict[str, int] = {}
+        for n in g.node:
+            for i in n.input:
+                uses[i] = uses.get(i, 0) + 1
+        self.uses = uses
+        self.parent: dict[int, int] = {}
+        self.spaces: dict[int, Space] = {}
+        self.of: dict[str, int] = {}
+        self._build()
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def _new(self, channels: int) -> int:
+        i = len(self.parent)
+        self.parent[i] = i
+        self.spaces[i] = Space(i, channels)
+        return i
+
+    def _space(self, tensor: str) -> int | None:
+        if tensor in self.inits or not tensor:
+            return None
+        if tensor not in self.of:
+            shape = self.shapes.get(tensor, [])
+            self.of[tensor] = self._new(shape[1] if len(shape) == 4 else 0)
+            if len(shape) != 4:
+                self.spaces[self.of[tensor]].frozen = True
+        return self.find(self.of[tensor])
+
+    def _union(self, a: int | None, b: int | None) -> None:
+        if a is None or b is None:
+            return
+        a, b = self.find(a), self.find(b)
+        if a == b:
+            return
+        sa, sb = self.spaces[a], self.spaces[b]
+        if sa.channels != sb.channels:
+            sa.frozen = True
+        self.parent[b] = a
+        sa.frozen |= sb.frozen
+        sa.producers += sb.producers
+        sa.members += sb.members
+        sa.consumers += sb.consumers
+        sa.macs += sb.macs
+
+    def _freeze(self, tensors: Iterable[str]) -> None:
+        for t in tensors:
+            s = self._space(t)
+            if s is not None:
+                self.spaces[s].frozen = True
+
+    def _owned(self, name: str) -> bool:
+        return name in self.inits and self.uses.get(name, 0) == 1
+
+    def _build(self) -> None:
+        g = self.model.graph
+        self._freeze(i.name for i in g.input)
+        for n in g.node:
+            x = n.input[0] if n.input else ""
+            out = n.output[0] if n.output else ""
+            if (
+                n.op_type in ("Conv", "ConvTranspose")
+                and len(n.input) > 1
+                and self._owned(n.input[1])
+            ):
+                w = self.inits[n.input[1]]
+                group = int(_attr(n, "group", 1))
+                sx, so = self._space(x), self._space(out)
+                bias = n.input[2] if len(n.input) > 2 and n.input[2] else None
+                if bias is not None and not self._owned(bias):
+                    self._freeze([x, out])
+                    continue
+                oshape = self.shapes.get(out, [])
+                hw = int(np.prod(oshape[2:])) if len(oshape) == 4 else 0
+                macs = int(np.prod(w.dims)) * hw
+                if n.op_type == "ConvTranspose":
+                    macs = int(np.prod(w.dims)) * int(np.prod(self.shapes.get(x, [0, 0, 0, 0])[2:]))
+                cin = self.shapes.get(x, [0, 0])[1] if len(self.shapes.get(x, [])) == 4 else 0
+                if n.op_type == "Conv" and group > 1 and group == cin == w.dims[0]:
+                    self._union(sx, so)
+                    root = self.find(sx) if sx is not None else None
+                    if root is not None:
+                        self.spaces[root].members.append((w.name, "dw"))
+                        if bias:
+                            self.spaces[root].members.append((bias, "vec"))
+                        self.spaces[root].macs += macs
+                    continue
+                if group != 1 or sx is None or so is None:
+                    self._freeze([x, out])
+                    continue
+                out_axis = 0 if n.op_type == "Conv" else 1
+                self.spaces[sx].consumers.append(n.name)
+                self.spaces[sx].macs += macs
+                self.spaces[so].producers.append((n.name, out_axis))
+                self.spaces[so].macs += macs
+                if bias:
+                    self.spaces[so].members.append((bias, "vec"))
+                continue
+            if n.op_type in _SAME and x and len(n.output) == 1:
+                s = self._space(x)
+                self._union(s, self._space(out))
+                root = self.find(s) if s is not None else None
+                if root is None:
+                    continue
+                if n.op_type == "BatchNormalization":
+                    for p in n.input[1:]:
+                        self._member_or_freeze(root, p, "vec", [x, out])
+                elif n.op_type == "Resize":
+                    sizes = n.input[3] if len(n.input) > 3 and n.input[3] else ""
+                    if sizes:
+                        self._member_or_freeze(root, sizes, "sizes", [x, out])
+                elif n.op_type in ("Clip", "PRelu"):
+                    for p in n.input[1:]:
+                        if p and p in self.inits and int(np.prod(self.inits[p].dims)) > 1:
+                            self._freeze([x, out])
+                continue
+            if n.op_type in _BINARY and len(n.output) == 1:
+                so = self._space(out)
+                for i in n.input:
+                    if i in self.inits:
+                        dims = list(self.inits[i].dims)
+                        if int(np.prod(dims)) > 1:
+                            if len(dims) >= 3 and dims[-3] > 1 and int(np.prod(dims)) == dims[-3]:
+                                self._member_or_freeze(
+                                    self.find(so) if so is not None else None, i, "bcast", [out]
+                                )
+                            else:
+                                self._freeze([out])
+                    else:
+                        self._union(so, self._space(i))
+                continue
+            self._freeze([*n.input, *n.output])
+        self._freeze(o.name for o in g.output)
+
+    def _member_or_freeze(self, root: int | None, name: str, role: str, tensors: list[str]) -> None:
+        if root is None:
+            return
+        if self._owned(name):
+            self.spaces[self.find(root)].members.append((name, role))
+        else:
+            self._freeze(tensors)
+
+    def prunable(self) -> list[Space]:
+        roots = {self.find(i) for i in self.parent}
+        return [
+            self.spaces[r]
+            for r in sorted(roots)
+            if not self.spaces[r].frozen
+            and self.spaces[r].producers
+            and self.spaces[r].channels > 1
+        ]
+
+
+def channel_spaces(model: onnx.ModelProto) -> list[Space]:
+    """The prunable channel spaces of ``model`` (each with its producers, members, consumers)."""
+    return _Graph(model).prunable()
+
+
+def count_macs(model: onnx.ModelProto) -> int:
+    """Multiply-adds of the model's Conv and ConvTranspose nodes (shapes by ONNX inference)."""
+    m = onnx.shape_inference.infer_shapes(model)
+    shapes = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*m.graph.input, *m.graph.value_info, *m.graph.output]
+    }
+    inits = {t.name: t for t in m.graph.initializer}
+    total = 0
+    for n in m.graph.node:
+        if n.op_type in ("Conv", "ConvTranspose") and len(n.input) > 1 and n.input[1] in inits:
+            w = int(np.prod(inits[n.input[1]].dims))
+            ref = n.output[0] if n.op_type == "Conv" else n.input[0]
+            total += w * int(np.prod(shapes.get(ref, [0, 0, 0, 0])[2:]))
+    return total
+
+
+def _slice(model: onnx.ModelProto, g: _Graph, space: Space, keep: np.ndarray) -> None:
+    """Remove the channels of ``space`` not in ``keep`` everywhere they appear, in place."""
+    inits = {t.name: t for t in model.graph.initializer}
+    nodes = {n.name: n for n in model.graph.node}
+
+    def put(name: str, arr: np.ndarray) -> None:
+        inits[name].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+
+    for node_name, axis in space.producers:
+        w = nodes[node_name].input[1]
+        put(w, np.take(numpy_helper.to_array(inits[w]), keep, axis=axis))
+    for node_name in space.consumers:
+        n = nodes[node_name]
+        axis = 1 if n.op_type == "Conv" else 0
+        put(n.input[1], np.take(numpy_helper.to_array(inits[n.input[1]]), keep, axis=axis))
+    for name, role in space.members:
+        a = numpy_helper.to_array(inits[name])
+        if role in ("dw", "vec"):
+            put(name, np.take(a, keep, axis=0))
+        elif role == "bcast":
+            put(name, np.take(a, keep, axis=a.ndim - 3))
+        elif role == "sizes":
+            a = a.copy()
+            a[1] = len(keep)
+            put(name, a)
+    for n in model.graph.node:
+        if (
+            n.op_type == "Conv"
+            and int(_attr(n, "group", 1)) > 1
+            and n.input[1] in {m for m, r in space.members if r == "dw"}
+        ):
+            for a in n.attribute:
+                if a.name == "group":
+                    a.i = len(keep)
+
+
+def _importance(
+    g: _Graph, space: Space, criterion: str, acts: Mapping[str, np.ndarray]
+) -> np.ndarray:
+    score = np.zeros(space.channels)
+    if criterion in ("l1", "l2"):
+        for node_name, axis in space.producers:
+            w = numpy_helper.to_array(g.inits[g.nodes[node_name].input[1]])
+            w = np.moveaxis(w, axis, 0).reshape(space.channels, -1)
+            norm = np.abs(w).sum(1) if criterion == "l1" else np.sqrt((w**2).sum(1))
+            score += norm / (norm.max() + 1e-12)
+        return score
+    for node_name in space.consumers:
+        n = g.nodes[node_name]
+        w = numpy_helper.to_array(g.inits[n.input[1]])
+        w = np.moveaxis(w, 1 if n.op_type == "Conv" else 0, 0).reshape(space.channels, -1)
+        x = acts[n.input[0]]
+        energy = (x.astype(np.float64) ** 2).mean(axis=(0, 2, 3))
+        score += energy * (w.astype(np.float64) ** 2).sum(1)
+    return score
+
+
+def _collect(
+    model: onnx.ModelProto, names: Sequence[str], feeds: Sequence[Any]
+) -> dict[str, np.ndarray]:
+    """Run ``model`` on ``feeds`` and return the named intermediate tensors, batched on axis 0."""
+    import onnxruntime as ort
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    have = {o.name for o in m.graph.output}
+    for name in names:
+        if name not in have:
+            m.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+            m.graph.output[-1].type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    outs = [sess.run(list(names), dict(f)) for f in feeds]
+    return {n: np.concatenate([o[i] for o in outs]) for i, n in enumerate(names)}
+
+
+def _im2col(
+    x: np.ndarray, node: onnx.NodeProto, kshape: Sequence[int], rows: np.ndarray
+) -> np.ndarray:
+    kh, kw = int(kshape[2]), int(kshape[3])
+    sh, sw = _attr(node, "strides", [1, 1])
+    dh, dw = _attr(node, "dilations", [1, 1])
+    pads = _attr(node, "pads", [0, 0, 0, 0])
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    n, c = x.shape[:2]
+    ho = (xp.shape[2] - (dh * (kh - 1) + 1)) // sh + 1
+    wo = (xp.shape[3] - (dw * (kw - 1) + 1)) // sw + 1
+    b, yy, xx = np.unravel_index(rows, (n, ho, wo))
+    cols = np.empty((rows.size, c, kh, kw), np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, i, j] = xp[b, :, yy * sh + i * dh, xx * sw + j * dw]
+    return cols.reshape(rows.size, -1)
+
+
+def _refit(
+    model: onnx.ModelProto,
+    node_name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    ridge: float,
+    max_rows: int,
+    seed: int = 0,
+) -> None:
+    """Refit a group-1 Conv's weights and bias so conv(x) ~ y, by ridge least squares."""
+    inits = {t.name: t for t in model.graph.initializer}
+    node = next(n for n in model.graph.node if n.name == node_name)
+    w = numpy_helper.to_array(inits[node.input[1]])
+    total = y.shape[0] * y.shape[2] * y.shape[3]
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(total, size=min(max_rows, total), replace=False))
+    a = _im2col(x, node, w.shape, rows)
+    b_idx, yy, xx = np.unravel_index(rows, (y.shape[0], y.shape[2], y.shape[3]))
+    t = y[b_idx, :, yy, xx].astype(np.float64)
+    a1 = np.hstack([a, np.ones((a.shape[0], 1))])
+    gram = a1.T @ a1
+    lam = ridge * np.trace(gram) / gram.shape[0]
+    reg = np.eye(gram.shape[0]) * lam
+    reg[-1, -1] = 0.0
+    sol = np.linalg.solve(gram + reg, a1.T @ t)
+    new_w = sol[:-1].T.reshape(w.shape).astype(np.float32)
+    inits[node.input[1]].CopyFrom(numpy_helper.from_array(new_w, node.input[1]))
+    bias = sol[-1].astype(np.float32)
+    if len(node.input) > 2 and node.input[2]:
+        inits[node.input[2]].CopyFrom(numpy_helper.from_array(bias, node.input[2]))
+    else:
+        name = f"{node_name}__bias"
+        model.graph.initializer.append(numpy_helper.from_array(bias, name))
+        while len(node.input) < 3:
+            node.input.append("")
+        node.input[2] = name
+
+
+def _levels(space: Space, opts: StructuredPruneOptions) -> list[int]:
+    """Candidate kept-channel counts for a space, largest first (excluding 'keep all')."""
+    step = opts.round_to if space.channels % opts.round_to == 0 else 1
+    lo = max(opts.min_channels, step)
+    return [k for k in range(space.channels - step, lo - 1, -step)]
+
+
+def prune_channels(
+    model: onnx.ModelProto,
+    keep_counts: Mapping[int, int],
+    opts: StructuredPruneOptions,
+    feeds: Sequence[Any],
+) -> tuple[onnx.ModelProto, dict[int, list[int]]]:
+    """Prune each space to its kept count, then refit the consumers; returns model and kept sets."""
+    g = _Graph(model)
+    spaces = {s.id: s for s in g.prunable()}
+    needed = sorted({g.nodes[c].input[0] for sid in keep_counts for c in spaces[sid].consumers})
+    acts = _collect(model, needed, feeds) if opts.criterion == "activation" and needed else {}
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    # Recorded shapes would be stale once channels go (ORT plans buffers from them).
+    del out.graph.value_info[:]
+    kept: dict[int, list[int]] = {}
+    for sid, count in keep_counts.items():
+        space = spaces[sid]
+        if count >= space.channels:
+            continue
+        score = _importance(g, space, opts.criterion, acts)
+        keep = np.sort(np.argsort(-score, kind="stable")[:count])
+        _slice(out, g, space, keep)
+        kept[sid] = keep.tolist()
+    if opts.reconstruct and kept:
+        order = [n.name for n in model.graph.node]
+        targets = sorted(
+            {c for sid in kept for c in spaces[sid].consumers if g.nodes[c].op_type == "Conv"},
+            key=order.index,
+        )
+        reference = _collect(model, [g.nodes[c].output[0] for c in targets], feeds)
+        out_kept = {p: kept[sid] for sid in kept for p, _ in spaces[sid].producers}
+        for c in targets:
+            x = _collect(out, [g.nodes[c].input[0]], feeds)[g.nodes[c].input[0]]
+            y = reference[g.nodes[c].output[0]]
+            if c in out_kept:
+                y = y[:, out_kept[c]]
+            _refit(out, c, x, y, opts.ridge, opts.max_rows)
+    return out, kept
+
+
+class StructuredPrunePass:
+    """Structured channel pruning with sensitivity allocation and least-squares reconstruction."""
+
+    name: ClassVar[str] = "prune_structured"
+    requires: ClassVar[Iterable[str]] = ("calibration",)
+    options_type: ClassVar[type[BaseModel]] = StructuredPruneOptions
+
+    def apply(self, model: ModelArtifact, ctx: PassContext) -> PassResult:
+        """Prune ``model``'s channels; writes ``pruned_structured.onnx`` into the work folder.
+
+        Raises:
+            ConfigError: Bad options, or no calibration feeds for the activation criterion,
+                reconstruction or sensitivity allocation.
+        """
+        opts = parse_pass_options(self.name, StructuredPruneOptions, ctx.options)
+        needs_data = (
+            opts.reconstruct or opts.criterion == "activation" or opts.allocation == "sensitivity"
+        )
+        if needs_data and not ctx.calibration:
+            raise ConfigError(
+                "prune_structured: needs calibration feeds (for the activation criterion, "
+                "sensitivity and reconstruction); give the pipeline a calibration set, or set "
+                "criterion: l1, allocation: uniform, reconstruct: false"
+            )
+        proto = model.proto()
+        spaces = _Graph(proto).prunable()
+        if not spaces or opts.ratio == 0.0:
+            why = "ratio is 0" if spaces else "no prunable channel space (every space is frozen)"
+            return PassResult.not_applicable(model, why)
+        macs_before = count_macs(proto)
+        feeds = list(ctx.calibration)
+        report: dict[str, Any] = {"options": opts.model_dump(), "spaces": len(spaces)}
+        if opts.allocation == "uniform":
+            counts = {}
+            for s in spaces:
+                step = opts.round_to if s.channels % opts.round_to == 0 else 1
+                k = round(s.channels * (1 - opts.ratio) / step) * step
+                counts[s.id] = max(min(k, s.channels), min(opts.min_channels, s.channels))
+        else:
+            counts, sens = self._allocate(proto, spaces, opts, feeds, macs_before)
+            report["sensitivity"] = sens
+        out, kept = prune_channels(proto, counts, opts, feeds)
+        if not kept:
+            return PassResult.not_applicable(model, "no channel could be removed at this ratio")
+        macs_after = count_macs(out)
+        onnx.checker.check_model(out)
+        artifact = save_proto(out, ctx.workdir / "pruned_structured.onnx")
+        report |= {
+            "macs_before": macs_before,
+            "macs_after": macs_after,
+            "macs_saved": 1 - macs_after / macs_before if macs_before else 0.0,
+            "params_before": sum(int(np.prod(t.dims)) for t in proto.graph.initializer),
+            "params_after": sum(int(np.prod(t.dims)) for t in out.graph.initializer),
+            "channels": {
+                ", ".join(p for p, _ in s.producers): [s.channels, counts.get(s.id, s.channels)]
+                for s in spaces
+                if s.id in kept
+            },
+        }
+        return PassResult(model=artifact, modified=True, report=report)
+
+    def _allocate(
+        self,
+        proto: onnx.ModelProto,
+        spaces: list[Space],
+        opts: StructuredPruneOptions,
+        feeds: list[Any],
+        macs_before: int,
+    ) -> tuple[dict[int, int], dict[str, Any]]:
+        """Greedy allocation by measured loss per multiply-add saved (the table is cached)."""
+        import hashlib
+
+        h = hashlib.sha256(proto.SerializeToString())
+        for f in feeds[:2]:
+            for v in f.values():
+                h.update(np.ascontiguousarray(v).tobytes())
+        key = (h.hexdigest(), opts.criterion, opts.round_to, opts.min_channels, len(feeds))
+        if key not in _SENSITIVITY_CACHE:
+            _SENSITIVITY_CACHE[key] = self._table(proto, spaces, opts, feeds, macs_before)
+        table = _SENSITIVITY_CACHE[key]
+        return self._greedy(spaces, table, opts, macs_before)
+
+    def _table(
+        self,
+        proto: onnx.ModelProto,
+        spaces: list[Space],
+        opts: StructuredPruneOptions,
+        feeds: list[Any],
+        macs_before: int,
+    ) -> dict[int, list[tuple[int, float, int]]]:
+        reference = _collect(proto, [proto.graph.output[0].name], feeds)[proto.graph.output[0].name]
+        quick = opts.model_copy(update={"reconstruct": True})
+        table: dict[int, list[tuple[int, float, int]]] = {}
+        for s in spaces:
+            levels = _levels(s, opts)
+            probe = [levels[i] for i in sorted({0, len(levels) // 2, len(levels) - 1}) if levels]
+            rows = []
+            for k in probe:
+                m, _ = prune_channels(proto, {s.id: k}, quick, feeds)
+                y = _collect(m, [m.graph.output[0].name], feeds)[m.graph.output[0].name]
+                f = compare_outputs(list(reference), list(y))
+                rows.append((k, 1.0 - f.iou + (1.0 - f.cosine), macs_before - count_macs(m)))
+            table[s.id] = rows
+        return table
+
+    def _greedy(
+        self,
+        spaces: list[Space],
+        table: dict[int, list[tuple[int, float, int]]],
+        opts: StructuredPruneOptions,
+        macs_before: int,
+    ) -> tuple[dict[int, int], dict[str, Any]]:
+        target = opts.ratio * macs_before
+        state = {s.id: -1 for s in spaces}
+        saved, chosen = 0.0, {s.id: s.channels for s in spaces}
+        while saved < target:
+            best = None
+            for sid, i in state.items():
+                if i + 1 >= len(table[sid]):
+                    continue
+                k, loss, gain = table[sid][i + 1]
+                prev_loss, prev_gain = (0.0, 0) if i < 0 else table[sid][i][1:]
+                dgain = gain - prev_gain
+                cost = (loss - prev_loss) / dgain if dgain > 0 else float("inf")
+                if best is None or cost < best[0]:
+                    best = (cost, sid, k, dgain)
+            if best is None:
+                break
+            _, sid, k, dgain = best
+            state[sid] += 1
+            chosen[sid] = k
+            saved += dgain
+        sens = {
+            ", ".join(p for p, _ in s.producers): [
+                [k, round(loss, 5), g] for k, loss, g in table[s.id]
+            ]
+            for s in spaces
+        }
+        return chosen, sens
