@@ -20,7 +20,7 @@ from edgeopt._fs import atomic_path
 from edgeopt.artifact import ModelArtifact, load_onnx
 from edgeopt.errors import ConfigError, ModelLoadError
 
-__all__ = ["FORMATS", "convert"]
+__all__ = ["FORMATS", "convert", "converter_hash"]
 
 FORMATS = {
     ".onnx": "ONNX",
@@ -32,11 +32,23 @@ FORMATS = {
 """File suffixes edgeopt can import, and the format's name."""
 
 
+def converter_hash() -> str:
+    """A hash of the TFLite frontend's source: cached conversions are redone when it changes."""
+    from edgeopt.frontends import tflite
+
+    h = hashlib.sha256()
+    for path in sorted(Path(tflite.__file__).parent.glob("*tflite*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _default_output(src: Path) -> Path:
     from edgeopt.zoo import cache_dir
 
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:20]
-    return cache_dir() / "converted" / f"{src.stem}-{digest}.onnx"
+    h = hashlib.sha256(src.read_bytes())
+    if src.suffix.lower() == ".tflite":
+        h.update(converter_hash().encode())
+    return cache_dir() / "converted" / f"{src.stem}-{h.hexdigest()[:20]}.onnx"
 
 
 def convert(

@@ -138,15 +138,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _converter_hash() -> str:
-    from edgeopt.frontends import tflite
-
-    h = hashlib.sha256()
-    for path in sorted(Path(tflite.__file__).parent.glob("*tflite*.py")):
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def _offline_copy(entry: ZooModel, models_dir: Path | None) -> bytes | None:
     folder = models_dir or (
         Path(os.environ["EDGEOPT_MODELS_DIR"]) if os.environ.get("EDGEOPT_MODELS_DIR") else None
@@ -248,12 +239,13 @@ def pull(name: str, models_dir: Path | None = None) -> Path:
     Raises:
         ConfigError: Unknown name. ModelFetchError: download, checksum or verification failed.
     """
+    from edgeopt.convert import converter_hash
     from edgeopt.frontends.tflite import convert_tflite
 
     entry = get(name)
     folder = cache_dir() / entry.name
     onnx_path, meta_path = folder / "model.onnx", folder / "model.json"
-    want = {"source_sha256": entry.sha256, "converter": _converter_hash()}
+    want = {"source_sha256": entry.sha256, "converter": converter_hash()}
     if onnx_path.is_file() and meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text())
