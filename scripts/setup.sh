@@ -5,7 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests and the demo use (GStreamer, video codecs, PyGObject build deps).
-APT_PACKAGES=(${EDGEOPT_APT_PACKAGES:-})
+APT_PACKAGES=(
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-python3-plugin-loader
+  python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+  libgirepository1.0-dev libcairo2-dev pkg-config
+)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -32,4 +37,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -e ".[dev,torch]"
   echo "$want" > "$stamp"
 fi
+# PyGObject from pip lacks GStreamer's overrides: link Debian's into the venv (idempotent).
+bash scripts/link_gst_overrides.sh
 echo "setup: ready (.venv)"

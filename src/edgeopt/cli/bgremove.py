@@ -1,0 +1,126 @@
+"""``edgeopt bgremove``: blur, replace or remove the background of a video, a camera, live.
+
+Reads a file or a camera, writes a file or a virtual camera (v4l2loopback), shows a live
+progress line (fps and p50/p99 ms per stage: decode, pre, infer, post, composite, encode) and
+ends with a summary table. The work is `edgeopt.apps.background.app.remove_background`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+from rich.live import Live
+from rich.text import Text
+
+from edgeopt.apps.background.segmenter import SegmenterOptions, StageTimes
+from edgeopt.cli._output import console, print_table
+from edgeopt.errors import ConfigError
+
+__all__ = ["bgremove"]
+
+_STAGES = ("decode", "pre", "infer", "post", "composite", "encode", "frame")
+
+
+def _size(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError as e:
+        raise ConfigError(f"--size {text!r}: use WIDTHxHEIGHT, e.g. 1280x720") from e
+    return (h, w)
+
+
+def _line(frames: int, times: StageTimes, fps: float) -> str:
+    parts = [f"{frames} frames", f"{fps:5.1f} fps"]
+    for stage in _STAGES[:-1]:
+        p50, p99 = times.percentiles(stage, last=120)
+        if p50 == p50:  # not NaN: the stage ran
+            parts.append(f"{stage} {p50:.1f}/{p99:.1f}")
+    return " | ".join(parts) + " ms p50/p99"
+
+
+def bgremove(
+    input: Path | None = typer.Argument(None, help="Input video file (or use --camera)."),
+    camera: int | None = typer.Option(None, "--camera", "-c", help="Camera index (/dev/videoN)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Output video (.mp4 .mkv ...)."
+    ),
+    virtual_camera: bool = typer.Option(
+        False, "--virtual-camera", help="Send frames to a v4l2loopback virtual camera."
+    ),
+    device: str | None = typer.Option(None, "--device", help="Loopback device (/dev/videoN)."),
+    effect: str = typer.Option(
+        "blur", "--effect", "-e", help="blur[:SIGMA] | replace:IMG_OR_VIDEO | remove[:COLOR] | mask"
+    ),
+    model: str = typer.Option("mediapipe-selfie", "--model", "-m", help="Zoo name or .onnx."),
+    backend: str = typer.Option("onnxruntime", "--backend", "-b", help="Backend."),
+    variant: Path | None = typer.Option(
+        None, "--variant", help="Optimized .onnx of the zoo model to run instead."
+    ),
+    threads: int | None = typer.Option(None, "--threads", "-t", min=1, help="Inference threads."),
+    every: int = typer.Option(1, "--every", min=1, help="Run the model on one frame in N."),
+    budget_ms: float | None = typer.Option(
+        None, "--budget-ms", min=0.1, help="Per-frame budget: run the model less often above it."
+    ),
+    smoothing: float = typer.Option(0.0, "--smoothing", help="Temporal mask smoothing in [0, 1)."),
+    feather: float = typer.Option(2.0, "--feather", help="Edge feathering sigma, pixels."),
+    threshold: float | None = typer.Option(None, "--threshold", help="Hard mask threshold."),
+    size: str | None = typer.Option(None, "--size", help="Camera size WIDTHxHEIGHT."),
+    max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after N."),
+) -> None:
+    """Remove, blur or replace the background behind people in a video or a camera stream."""
+    from edgeopt.apps.background.app import RunConfig, remove_background
+
+    try:
+        mask = SegmenterOptions(
+            smoothing=smoothing, feather=feather, threshold=threshold, every=every
+        )
+        config = RunConfig(
+            input=str(input) if input else None,
+            camera=camera,
+            camera_size=_size(size),
+            output=str(output) if output else None,
+            virtual_camera=virtual_camera,
+            device=device,
+            effect=effect,
+            model=model,
+            backend=backend,
+            variant=str(variant) if variant else None,
+            threads=threads,
+            mask=mask,
+            budget_ms=budget_ms,
+            max_frames=max_frames,
+        )
+    except ValidationError as e:
+        problems = "; ".join(
+            (f"{err['loc'][-1]}: " if err["loc"] else "") + err["msg"].removeprefix("Value error, ")
+            for err in e.errors()
+        )
+        raise ConfigError(f"bgremove: {problems}") from e
+
+    import time
+
+    start = time.perf_counter()
+    with Live(Text("starting..."), console=console, transient=True, auto_refresh=False) as live:
+
+        def progress(frames: int, times: StageTimes) -> None:
+            fps = frames / max(time.perf_counter() - start, 1e-9)
+            live.update(Text(_line(frames, times, fps)), refresh=True)
+
+        summary = remove_background(config, progress)
+    rows = []
+    for stage in _STAGES:
+        values = summary.times.samples(stage)
+        if values:
+            p50, p99 = summary.times.percentiles(stage)
+            rows.append((stage, f"{p50:.2f}", f"{p99:.2f}", f"{sum(values) / len(values):.2f}"))
+    print_table(f"{summary.source}: ms per frame", ("stage", "p50", "p99", "mean"), rows)
+    where = str(output) if output else "the virtual camera"
+    stopped = " (stopped by Ctrl-C)" if summary.interrupted else ""
+    console.print(
+        f"{summary.frames_in} frames in, {summary.frames_out} out to {where}{stopped}; "
+        f"model ran on {summary.model_runs}; {summary.seconds:.1f} s, {summary.fps:.1f} fps"
+    )

@@ -1,0 +1,107 @@
+"""Compositing: the blend against numpy, and each effect on a frame whose person is known."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeopt.apps.background import Compositor, EffectOptions, blend, parse_effect
+from edgeopt.apps.background.composite import cover_resize, parse_color
+from edgeopt.errors import ConfigError
+
+
+def _mask(size: tuple[int, int] = (120, 160)) -> np.ndarray:
+    mask = np.zeros(size, np.uint8)
+    mask[:, : size[1] // 2] = 255
+    mask[:, size[1] // 2 - 4 : size[1] // 2 + 4] = 128  # a soft edge
+    return mask
+
+
+def test_blend_matches_the_float_formula() -> None:
+    rng = np.random.default_rng(0)
+    fg, bg = (rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(2))
+    mask = rng.integers(0, 256, (48, 64), dtype=np.uint8)
+    a = mask[..., None] / 255.0
+    want = fg * a + bg * (1 - a)
+    got = blend(fg, bg, mask)
+    assert np.abs(got.astype(np.float64) - want).max() <= 1.0
+    out = fg.copy()
+    assert blend(out, bg, mask, out) is out  # in place, into the foreground itself
+    np.testing.assert_array_equal(out, got)
+
+
+def test_blur_keeps_the_person_and_blurs_the_background(
+    red_blue_frame: Callable[..., np.ndarray],
+) -> None:
+    frame, mask = red_blue_frame(), _mask()
+    out = Compositor(EffectOptions(effect="blur", blur=8))(frame, mask)
+    np.testing.assert_array_equal(out[:, :70], frame[:, :70])
+    background = np.abs(out[:, 100:].astype(int) - frame[:, 100:]).mean()
+    assert background > 5  # the stripes are gone
+    # Blurring keeps the background's mean colour.
+    assert np.abs(out[:, 100:].mean((0, 1)) - frame[:, 100:].mean((0, 1))).max() < 12
+
+
+def test_replace_with_an_image_and_in_place_on_rgba(
+    tmp_path: Path, red_blue_frame: Callable[..., np.ndarray]
+) -> None:
+    bg = np.zeros((300, 200, 3), np.uint8)
+    bg[:] = (10, 200, 30)
+    cv2.imwrite(str(tmp_path / "bg.png"), bg)
+    frame, mask = red_blue_frame(), _mask()
+    out = Compositor(parse_effect(f"replace:{tmp_path / 'bg.png'}"))(frame, mask)
+    assert (out[:, 100:] == (10, 200, 30)).all()
+    np.testing.assert_array_equal(out[:, :70], frame[:, :70])
+    rgba = cv2.cvtColor(frame, cv2.COLOR_BGR2RGBA)
+    Compositor(parse_effect(f"replace:{tmp_path / 'bg.png'}"))(rgba, mask, "RGBA", rgba)
+    assert (rgba[:, 100:] == (30, 200, 10, 255)).all()  # RGB order respected
+
+
+def test_remove_gives_alpha_or_a_key_colour(red_blue_frame: Callable[..., np.ndarray]) -> None:
+    frame, mask = red_blue_frame(), _mask()
+    bgra = cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA)
+    out = Compositor(parse_effect("remove"))(bgra, mask, "BGRA")
+    np.testing.assert_array_equal(out[:, :, 3], mask)
+    np.testing.assert_array_equal(out[:, :, :3], frame)
+    keyed = Compositor(parse_effect("remove:#ff00ff"))(frame, mask, "BGR")
+    assert (keyed[:, 100:] == (255, 0, 255)).all()
+    green = Compositor(parse_effect("remove"))(frame, mask, "BGR")
+    assert (green[:, 100:] == (0, 255, 0)).all()
+
+
+def test_mask_and_none_effects(red_blue_frame: Callable[..., np.ndarray]) -> None:
+    frame, mask = red_blue_frame(), _mask()
+    shown = Compositor(parse_effect("mask"))(frame, mask)
+    np.testing.assert_array_equal(shown[:, :, 1], mask)
+    np.testing.assert_array_equal(Compositor(parse_effect("none"))(frame, mask), frame)
+
+
+def test_cover_resize_fills_and_crops() -> None:
+    image = np.arange(100 * 50 * 3, dtype=np.uint8).reshape(100, 50, 3)
+    assert cover_resize(image, (90, 160)).shape == (90, 160, 3)
+    assert cover_resize(image, (400, 20)).shape == (400, 20, 3)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("sparkle", "unknown effect"),
+        ("replace", "give the background file"),
+        ("replace:/no/such.png", "no such file"),
+        ("blur:-3", "blur takes a sigma"),
+        ("remove:mauve", "colour"),
+    ],
+)
+def test_bad_effects_are_config_errors(spec: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Compositor(parse_effect(spec))
+
+
+def test_colours() -> None:
+    assert parse_color("green") == (0, 255, 0)
+    assert parse_color("#0a0b0c") == (10, 11, 12)
+    assert parse_color("1, 2, 3") == (1, 2, 3)

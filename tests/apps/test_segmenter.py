@@ -1,0 +1,90 @@
+"""The segmenter: pre-processing against numpy, masks against known and fp32 references."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+import edgeopt
+from edgeopt.apps.background import ModelFacts, Segmenter, SegmenterOptions, load_segmenter
+from edgeopt.apps.background.sample import sample_frames
+from edgeopt.apps.background.segmenter import resolve_model
+from edgeopt.bench.fidelity import mask_iou
+from edgeopt.errors import ConfigError, InputMismatchError
+
+
+def test_preprocess_matches_numpy_reference(
+    red_model: Path, red_blue_frame: Callable[..., np.ndarray]
+) -> None:
+    seg = Segmenter(edgeopt.compile(red_model))
+    frame = red_blue_frame()
+    want = cv2.resize(frame, (32, 32), interpolation=cv2.INTER_LINEAR)[..., ::-1] / 255.0
+    np.testing.assert_allclose(seg.preprocess(frame, "BGR")[0], want, atol=1e-6)
+    rgba = cv2.cvtColor(frame, cv2.COLOR_BGR2RGBA)
+    np.testing.assert_allclose(seg.preprocess(rgba, "RGBA")[0], want, atol=1e-6)
+    with pytest.raises(InputMismatchError, match="channel order RGBA"):
+        seg.preprocess(frame, "RGBA")
+
+
+def test_mask_marks_the_person_and_is_frame_sized(
+    red_model: Path, red_blue_frame: Callable[..., np.ndarray]
+) -> None:
+    seg = Segmenter(edgeopt.compile(red_model), options=SegmenterOptions(feather=0))
+    mask = seg.segment(red_blue_frame((120, 160)))
+    assert mask.shape == (120, 160) and mask.dtype == np.uint8
+    assert mask[:, :70].min() > 240  # red half: the person
+    assert mask[:, 90:].max() < 15  # blue half: background
+
+
+def test_threshold_smoothing_and_frame_skipping(
+    red_model: Path, red_blue_frame: Callable[..., np.ndarray]
+) -> None:
+    frame = red_blue_frame()
+    opts = SegmenterOptions(threshold=0.5, feather=0)
+    # At the model's own size the upscale is the identity: a thresholded mask is binary.
+    mask = Segmenter(edgeopt.compile(red_model), options=opts).segment(red_blue_frame((32, 32)))
+    assert set(np.unique(mask).tolist()) == {0, 255}
+
+    smooth = Segmenter(edgeopt.compile(red_model), options=SegmenterOptions(smoothing=0.5))
+    smooth.segment(frame)
+    black = np.zeros_like(frame)
+    second = smooth.segment(black)  # half the previous mask survives one frame
+    assert 100 < second[:, :60].mean() < 160
+
+    skip = Segmenter(edgeopt.compile(red_model), options=SegmenterOptions(every=3))
+    for _ in range(9):
+        skip.segment(frame)
+    assert skip.model_runs == 3
+
+
+def test_bad_models_and_names_are_config_errors(dynamic_model: Path, conv_model: Path) -> None:
+    with pytest.raises(ConfigError, match="needs an image input"):
+        ModelFacts.of(edgeopt.compile(dynamic_model))
+    assert ModelFacts.of(edgeopt.compile(conv_model)).layout == "nchw"
+    with pytest.raises(ConfigError, match="neither a zoo model"):
+        resolve_model("no-such-model")
+
+
+def test_masks_on_the_sample_clip_match_the_fp32_reference(selfie_model: Path) -> None:
+    """The pipeline's masks (edgeopt.compile, 2 threads) vs plain ORT fp32 on the same input."""
+    seg = load_segmenter("mediapipe-selfie", backend_options={"threads": 2})
+    ref = ort.InferenceSession(str(selfie_model), providers=["CPUExecutionProvider"])
+    ious, person = [], []
+    for size in ((480, 640), (720, 1280)):
+        for frame in list(sample_frames(size, 12))[::3]:
+            small = cv2.resize(frame, (256, 256), interpolation=cv2.INTER_LINEAR)
+            x = (cv2.cvtColor(small, cv2.COLOR_BGR2RGB) / 255.0).astype(np.float32)[None]
+            want = ref.run(None, {"input_1": x})[0][0, :, :, 0]
+            got = seg.infer(seg.preprocess(frame))
+            ious.append(mask_iou(want, got))
+            person.append(float((got > 0.5).mean()))
+            mask = seg.segment(frame)
+            assert mask.shape == size
+    assert min(ious) > 0.999
+    # A portrait: the person fills a good part of every frame, and not all of it.
+    assert all(0.1 < p < 0.95 for p in person), person
