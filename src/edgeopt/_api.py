@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from edgeopt.artifact import ModelArtifact, load_onnx
@@ -20,12 +21,17 @@ def load(path: str | os.PathLike[str]) -> ModelArtifact:
     """Open a model file safely and read its interface; other formats are converted to ONNX.
 
     Args:
-        path: An ``.onnx`` file, or a ``.tflite`` file (converted once, cached).
+        path: An ``.onnx`` file, a ``.tflite`` or PyTorch file (converted once, cached), or a
+            zoo name such as ``mediapipe-selfie`` (pulled, verified, cached).
 
     Raises:
         ModelLoadError: Missing, truncated, corrupt or unsafe file.
         UnsupportedOpError: A TFLite operator the importer cannot convert.
     """
+    from edgeopt import zoo
+
+    if str(path) in zoo.ZOO and not Path(path).exists():
+        path = zoo.pull(str(path))
     if str(path).lower().endswith(".onnx"):
         return load_onnx(path)
     from edgeopt.convert import convert

@@ -1,0 +1,296 @@
+"""Automatic search: which optimization recipe, backend and thread count runs fastest, faithfully.
+
+``search`` tries each candidate recipe (the fp32 model as it is, simplified, fp16 weights, int8
+...) through the optimization pipeline, then each surviving model on each available backend
+and thread count, and keeps only the variants whose outputs meet the fidelity bound against
+the fp32 model on ONNX Runtime (measured on held-out real images, on the backend that will run
+them). The survivors are measured interleaved against the ORT fp32 baseline, one worker process
+each (`edgeopt.bench.compare`), and the fastest one is written out: its model, the backend
+settings, the comparison (JSON, Markdown, chart) and why every other variant lost.
+
+Work is cached in ``OUT/cache``: optimized models by recipe, fidelity by variant. A search that
+was stopped, or that runs again with a larger budget, starts where the last one ended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgeopt._api import load
+from edgeopt._fs import atomic_path, atomic_write_text
+from edgeopt.artifact import ModelArtifact
+from edgeopt.bench.fidelity import compare_outputs, run_outputs
+from edgeopt.bench.harness import BenchSettings, Variant, compare
+from edgeopt.bench.report import markdown, save_chart
+from edgeopt.bench.result import Comparison
+from edgeopt.errors import ConfigError, EdgeoptError
+from edgeopt.pipeline import _feeds, run_pipeline
+from edgeopt.recipe import DataSettings, parse_recipe
+from edgeopt.registry import backend_names, get_backend
+
+__all__ = [
+    "CANDIDATES",
+    "AutoResult",
+    "AutoSettings",
+    "Tried",
+    "parse_bound",
+    "search",
+    "summary_rows",
+]
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+CANDIDATES: dict[str, list[dict[str, Any]]] = {
+    "fp32": [],
+    "simplified": [{"name": "simplify"}],
+    "fp16-weights": [{"name": "fp16"}],
+    "int8-static": [{"name": "simplify"}, {"name": "quantize", "options": {"mode": "static"}}],
+}
+"""Built-in candidate recipes: name -> passes (``fp32`` is the model as it is)."""
+
+_BOUND = re.compile(r"^\s*([a-z_]+)\s*(>=|<=)\s*([0-9.eE+-]+)\s*$")
+
+
+def parse_bound(text: str) -> tuple[str, float]:
+    """Parse a fidelity bound such as ``iou>=0.98`` or ``max_abs<=1e-3``.
+
+    Raises:
+        ConfigError: Not of the form METRIC>=VALUE or METRIC<=VALUE.
+    """
+    m = _BOUND.match(text)
+    if not m:
+        raise ConfigError(f"bad fidelity bound {text!r}: write it like iou>=0.98 or max_abs<=1e-3")
+    return m.group(1), float(m.group(3))
+
+
+class AutoSettings(BaseModel):
+    """What the search tries and how long it may take."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bound: str = Field(default="iou>=0.98", description="Fidelity bound every variant must meet.")
+    budget_s: float = Field(default=900.0, gt=0, description="Wall-clock budget of the search.")
+    candidates: tuple[str, ...] = Field(
+        default=tuple(CANDIDATES), description="Candidate recipes, by name (see CANDIDATES)."
+    )
+    backends: tuple[str, ...] | None = Field(
+        default=None, description="Backends to try; None: every available one."
+    )
+    threads: tuple[int, ...] = Field(default=(1, 2), description="Thread counts to try.")
+    backend_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Extra options per backend (e.g. TVM tuning budget)."
+    )
+    measure_s: float = Field(default=20.0, gt=0, description="Interleaved measurement time.")
+    evaluation_count: int = Field(default=12, ge=1, description="Held-out images for fidelity.")
+
+
+@dataclass(frozen=True)
+class Tried:
+    """One variant the search considered, and what became of it."""
+
+    name: str
+    candidate: str
+    backend: str
+    options: dict[str, Any]
+    model: str
+    fidelity: dict[str, float | int] | None
+    status: str  # "measured", or why it was dropped
+    speedup: float | None = None
+
+
+@dataclass(frozen=True)
+class AutoResult:
+    """The search's outcome: the winner, everything tried, and the comparison."""
+
+    winner: Tried
+    tried: tuple[Tried, ...]
+    comparison: Comparison
+    output: Path
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _optimized(
+    source: ModelArtifact, name: str, data: DataSettings, cache: Path, note: Progress
+) -> tuple[Path, str]:
+    """The candidate's model file (from the cache when it is there), and its status."""
+    if not CANDIDATES[name]:
+        return source.path, "ok"
+    folder = (
+        cache / "models" / f"{name}-{_key(source.sha256(), CANDIDATES[name], data.model_dump())}"
+    )
+    if (folder / "model.onnx").is_file() and (folder / "report.json").is_file():
+        return folder / "model.onnx", "ok"
+    note(f"optimizing: {name}")
+    recipe = parse_recipe({"passes": CANDIDATES[name], "data": data.model_dump()}, name)
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        report = run_pipeline(source, recipe, tmp)
+    except EdgeoptError as e:
+        return source.path, f"recipe failed: {e}"
+    if not any(s.applied for s in report.steps):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return source.path, "no pass applied"
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder / "model.onnx", "ok"
+
+
+def _write_winner(out: Path, winner: Tried, result: Comparison, tried: Sequence[Tried]) -> None:
+    folder = out / "winner"
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "model.onnx") as tmp:
+        shutil.copyfile(winner.model, tmp)
+    settings = {"backend": winner.backend, "options": winner.options, "candidate": winner.candidate}
+    atomic_write_text(folder / "settings.json", json.dumps(settings, indent=2))
+    atomic_write_text(out / "comparison.json", result.to_json())
+    save_chart(result, out / "comparison.png", title="edgeopt auto: variants vs ORT fp32")
+    lines = [
+        "# edgeopt auto",
+        "",
+        f"Winner: **{winner.name}** ({winner.backend}, {winner.options}, recipe {winner.candidate})"
+        f" — {winner.speedup:.2f}x vs ORT fp32.",
+        "",
+        markdown(result),
+        "## Every variant tried",
+        "",
+        "| variant | backend | fidelity (IoU / cosine) | status | speed-up |",
+        "|---|---|---|---|---|",
+    ]
+    for t in tried:
+        f = t.fidelity or {}
+        fid = (
+            f"{f.get('iou', float('nan')):.4f} / {f.get('cosine', float('nan')):.4f}" if f else "-"
+        )
+        sp = f"{t.speedup:.2f}x" if t.speedup is not None else "-"
+        lines.append(f"| {t.name} | {t.backend} | {fid} | {t.status} | {sp} |")
+    atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+    atomic_write_text(
+        out / "report.json",
+        json.dumps(
+            {"winner": asdict(winner), "tried": [asdict(t) for t in tried]}, indent=2, default=str
+        ),
+    )
+
+
+def search(
+    model: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    settings: AutoSettings | None = None,
+    progress: Progress | None = None,
+) -> AutoResult:
+    """Find the fastest variant of ``model`` that meets the fidelity bound.
+
+    Args:
+        model: The fp32 model (``.onnx`` or ``.tflite``).
+        out_dir: Output folder: ``winner/``, ``report.md``/``.json``, ``comparison.*``, ``cache/``.
+        settings: Bound, budget, candidates, backends, threads.
+        progress: Called with one line per step.
+
+    Raises:
+        ConfigError: A bad bound, an unknown candidate or backend.
+        ModelLoadError: A bad model. BenchmarkError: the measurement failed.
+    """
+    settings = settings or AutoSettings()
+    note = progress or (lambda line: log.info("%s", line))
+    metric, threshold = parse_bound(settings.bound)
+    unknown = [c for c in settings.candidates if c not in CANDIDATES]
+    if unknown:
+        raise ConfigError(f"unknown candidate(s) {unknown}; known: {', '.join(CANDIDATES)}")
+    started = time.monotonic()
+    out = Path(out_dir)
+    cache = out / "cache"
+    source = load(model)
+    names = settings.backends or tuple(backend_names())
+    backends = [b for b in names if get_backend(b).is_available()]
+    for b in set(names) - set(backends):
+        note(f"skipping backend {b}: {get_backend(b).install_hint}")
+    data = DataSettings(evaluation_count=settings.evaluation_count)
+    feeds = _feeds(source, data, data.evaluation_count, data.seed + 1)
+    reference = run_outputs(source, feeds)
+    fid_path = cache / "fidelity.json"
+    fid_cache: dict[str, Any] = json.loads(fid_path.read_text()) if fid_path.is_file() else {}
+    tried: list[Tried] = []
+    for cand in settings.candidates:
+        path, status = _optimized(source, cand, data, cache, note)
+        for backend in backends:
+            for threads in settings.threads:
+                opts = {**settings.backend_options.get(backend, {}), "threads": threads}
+                name = f"{cand}@{backend}-{threads}t"
+                if time.monotonic() - started > settings.budget_s:
+                    tried.append(Tried(name, cand, backend, opts, str(path), None, "over budget"))
+                    continue
+                if status != "ok":
+                    tried.append(Tried(name, cand, backend, opts, str(path), None, status))
+                    continue
+                key = _key(str(path), Path(path).stat().st_size, backend, opts, data.model_dump())
+                if key not in fid_cache:
+                    note(f"checking fidelity: {name}")
+                    try:
+                        got = run_outputs(path, feeds, backend, opts)
+                        fid_cache[key] = compare_outputs(reference, got).to_dict()
+                    except EdgeoptError as e:
+                        fid_cache[key] = {"error": str(e)}
+                    atomic_write_text(fid_path, json.dumps(fid_cache))
+                fid = fid_cache[key]
+                if "error" in fid:
+                    tried.append(Tried(name, cand, backend, opts, str(path), None, fid["error"]))
+                    continue
+                value = float(fid[metric]) if metric in fid else float("nan")
+                ok = value <= threshold if metric in ("max_abs", "mean_abs") else value >= threshold
+                status_ = "measured" if ok else f"fails {settings.bound} ({metric} {value:.4f})"
+                tried.append(Tried(name, cand, backend, opts, str(path), fid, status_))
+    measured = [t for t in tried if t.status == "measured"]
+    baseline = Variant(name="baseline: ORT fp32", model=str(source.path))
+    variants = [baseline] + [
+        Variant(name=t.name, model=t.model, backend=t.backend, options=t.options) for t in measured
+    ]
+    note(f"measuring {len(variants)} variants interleaved for {settings.measure_s:.0f} s")
+    result = compare(variants, BenchSettings(warmup=10, runs=None, seconds=settings.measure_s))
+    speed = {t.name: result.speedup(t.name)[0] for t in measured}
+    tried = [
+        Tried(**{**asdict(t), "speedup": speed.get(t.name)}) if t.name in speed else t
+        for t in tried
+    ]
+    # The baseline competes too: when nothing beats it, it is the honest winner.
+    base = Tried(
+        baseline.name,
+        "fp32",
+        "onnxruntime",
+        {},
+        str(source.path),
+        compare_outputs(reference, reference).to_dict(),
+        "measured",
+        1.0,
+    )
+    tried.insert(0, base)
+    winner = max((t for t in tried if t.speedup is not None), key=lambda t: t.speedup or 0.0)
+    _write_winner(out, winner, result, tried)
+    note(f"winner: {winner.name}, {winner.speedup:.2f}x vs ORT fp32")
+    return AutoResult(winner=winner, tried=tuple(tried), comparison=result, output=out)
+
+
+def summary_rows(result: AutoResult) -> list[tuple[str, ...]]:
+    """Rows for a table of every variant tried: name, backend, IoU, status, speed-up."""
+    rows: list[tuple[str, ...]] = []
+    for t in result.tried:
+        iou = f"{t.fidelity['iou']:.4f}" if t.fidelity and "iou" in t.fidelity else "-"
+        sp = f"{t.speedup:.2f}x" if t.speedup is not None else "-"
+        rows.append((t.name, t.backend, iou, t.status, sp))
+    return rows

@@ -1,0 +1,58 @@
+"""``edgeopt auto MODEL --bound iou>=0.98 --budget 15m``: the fastest faithful variant."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer
+
+from edgeopt.auto import CANDIDATES, AutoSettings, search, summary_rows
+from edgeopt.cli._output import console, print_table
+from edgeopt.errors import ConfigError
+
+__all__ = ["auto", "parse_duration"]
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``15m`` or ``1h``.
+
+    Raises:
+        ConfigError: Not a duration.
+    """
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([smh]?)\s*", text)
+    if not m:
+        raise ConfigError(f"bad duration {text!r}: write it like 90s, 15m or 1h")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def auto(
+    model: Path = typer.Argument(..., help="Model file (.onnx or .tflite)."),
+    out: Path = typer.Option(Path("auto-out"), "--out", "-o", help="Output folder."),
+    bound: str = typer.Option("iou>=0.98", "--bound", help="Fidelity bound, e.g. iou>=0.98."),
+    budget: str = typer.Option("15m", "--budget", help="Search budget: 90s, 15m, 1h."),
+    candidate: list[str] = typer.Option(
+        [], "--candidate", help=f"Recipes to try (default all): {', '.join(CANDIDATES)}."
+    ),
+    backend: list[str] = typer.Option([], "--backend", "-b", help="Backends (default: all)."),
+    threads: list[int] = typer.Option([], "--threads", "-t", help="Thread counts (default 1, 2)."),
+    measure: float = typer.Option(20.0, "--measure-s", min=1, help="Interleaved measuring time."),
+) -> None:
+    """Try recipes x backends x threads; keep what meets the bound; measure; write the winner."""
+    settings = AutoSettings(
+        bound=bound,
+        budget_s=parse_duration(budget),
+        candidates=tuple(candidate) or tuple(CANDIDATES),
+        backends=tuple(backend) or None,
+        threads=tuple(threads) or (1, 2),
+        measure_s=measure,
+    )
+    with console.status("searching") as status:
+        result = search(model, out, settings, progress=lambda line: status.update(line))
+    print_table(
+        "edgeopt auto: every variant tried",
+        ("variant", "backend", "IoU", "status", "speed-up"),
+        summary_rows(result),
+    )
+    w = result.winner
+    console.print(f"winner: {w.name} ({w.speedup:.2f}x vs ORT fp32); wrote {out}/winner, report.md")
