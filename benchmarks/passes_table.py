@@ -1,8 +1,10 @@
 """Every optimization variant of the MediaPipe selfie models: latency, size, IoU vs fp32.
 
 For each model (general, landscape) this builds fp32, simplified, int8 dynamic, int8 static
-per-channel, accuracy-aware int8 (IoU >= 0.98 on the calibration frames), fp16 weights, and
-10/30/50% unstructured and structured pruning, measures them interleaved in worker processes
+per-channel (all ops, and Conv only), accuracy-aware int8 (Conv only, IoU >= 0.98 on the
+calibration frames), fp16 weights, 10/30/50% unstructured pruning and a sweep of structured
+pruning (sensitivity allocation, least-squares reconstruction, channel counts multiples of
+16), measures them interleaved in worker processes
 (edgeopt.bench.compare, ratio to fp32 per round), and their IoU vs fp32 on a held-out
 evaluation set of augmented real portraits. Then a structured-pruning sweep reports the largest
 multiply-add reduction that keeps IoU >= 0.98, and an ORT op profile of fp32 vs int8 shows
@@ -69,6 +71,9 @@ def bench_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any
         "quantize", fp32, work / "dyn", (), mode="dynamic", per_channel=True
     ).model
     variants["int8 static pc"] = _apply("quantize", fp32, work / "static", calib).model
+    variants["int8 conv-only"] = _apply(
+        "quantize", fp32, work / "conv", calib, op_types=["Conv"]
+    ).model
     variants["int8 U8U8 rr"] = _apply(
         "quantize", fp32, work / "u8u8", calib, types="U8U8", reduce_range=True, per_channel=False
     ).model
@@ -77,6 +82,7 @@ def bench_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any
         fp32,
         work / "aware",
         calib,
+        op_types=["Conv"],
         accuracy={
             "metric": "iou",
             "threshold": 0.98,
@@ -85,7 +91,9 @@ def bench_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any
         },
     )
     variants["int8 acc-aware"] = aware.model
-    notes["aware"] = {k: aware.report["accuracy"].get(k) for k in ("met", "fp32_nodes", "steps")}
+    notes["aware"] = {
+        k: aware.report["accuracy"].get(k) for k in ("met", "fp32_nodes", "steps", "full_int8")
+    }
     variants["fp16 weights"] = _apply("fp16", fp32, work / "fp16", ()).model
     for r in (0.1, 0.3, 0.5):
         variants[f"prune {int(r * 100)}%"] = _apply(
@@ -94,8 +102,11 @@ def bench_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any
     sweep = {}
     for r in args.sweep:
         res = _apply("prune_structured", fp32, work / f"ps{r}", calib, ratio=r)
-        variants[f"struct {int(r * 100)}%"] = res.model
-        sweep[r] = res.report["macs_saved"]
+        if res.skipped is not None:
+            continue
+        variants[f"struct {r * 100:g}%"] = res.model
+        sweep[r] = res.report["channels"]
+    notes["sweep"] = sweep
     notes["build_s"] = time.time() - t0
     rows: dict[str, dict[str, Any]] = {}
     for label, art in variants.items():
@@ -116,7 +127,8 @@ def bench_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any
         sp = comp.speedups[res.name]
         rows[res.name]["speedup"] = sorted(sp)[len(sp) // 2]
     profile = {
-        k: _profile(variants[k].path, evals[0]) for k in ("fp32", "int8 static pc", "int8 U8U8 rr")
+        k: _profile(variants[k].path, evals[0])
+        for k in ("fp32", "int8 static pc", "int8 conv-only", "int8 U8U8 rr")
     }
     return {"model": name, "macs": macs0, "rows": rows, "notes": notes, "profile": profile}
 
@@ -132,7 +144,7 @@ def _print(result: dict[str, Any]) -> None:
         p50 = f"{r['p50_ms']:.2f}" if r.get("p50_ms") else "-"
         print(
             f"| {k} | {p50} | {r['speedup']:.2f}x | {r['size_kib']:.0f} | {r['iou']:.4f} | "
-            f"{r['iou_min']:.4f} | {r['macs_saved'] * 100:.0f}% |"
+            f"{r['iou_min']:.4f} | {r['macs_saved'] * 100:.1f}% |"
         )
     ok = [
         (r["macs_saved"], k)
@@ -143,11 +155,15 @@ def _print(result: dict[str, Any]) -> None:
         saved, best = max(ok)
         r = result["rows"][best]
         print(
-            f"\nlargest structured pruning with IoU >= 0.98: {best}: {saved * 100:.0f}% fewer "
+            f"\nlargest structured pruning with IoU >= 0.98: {best}: {saved * 100:.1f}% fewer "
             f"multiply-adds, {r['speedup']:.2f}x fp32 speed, IoU {r['iou']:.4f}"
         )
     a = result["notes"]["aware"]
+    steps = ", ".join(f"{s['fp32_nodes']}: {s['iou']:.4f}" for s in a["steps"])
     print(f"\naccuracy-aware int8: met={a['met']}, fp32 nodes: {a['fp32_nodes']}")
+    print(f"  calibration IoU by number of fp32 convs: {steps}")
+    for ratio, channels in result["notes"]["sweep"].items():
+        print(f"structured {ratio}: channels (before, after): {channels}")
     print("\nORT op profile (ms per inference, 1 run of 50 averaged):")
     for variant, ops in result["profile"].items():
         top = ", ".join(f"{op} {ms:.2f}" for op, ms in list(ops.items())[:8])
@@ -161,7 +177,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--calibration", type=int, default=16)
     p.add_argument("--evaluation", type=int, default=24)
-    p.add_argument("--sweep", nargs="+", type=float, default=[0.1, 0.2, 0.3, 0.4, 0.5])
+    p.add_argument("--sweep", nargs="+", type=float, default=[0.005, 0.01, 0.05, 0.1, 0.3, 0.5])
     p.add_argument("--out", type=Path, default=Path("bench-out/passes"))
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()

@@ -42,6 +42,15 @@ def test_mask_iou_of_two_squares() -> None:
     assert mask_iou(np.zeros((4, 4)), np.zeros((4, 4))) == 1.0
 
 
+def test_mask_layouts_give_the_same_iou() -> None:
+    # One map as [H,W,1] (a batch split per frame), [1,H,W,1], [1,1,H,W] or [H,W]: one mask,
+    # never H one-column masks (whose worst IoU would be 0 wherever a column is empty).
+    ref, cand = _square(0, 0), _square(0, 5)
+    for shape in [(32, 32, 1), (1, 32, 32, 1), (1, 1, 32, 32), (32, 32)]:
+        m = compare_outputs([ref.reshape(shape)], [cand.reshape(shape)])
+        assert (m.iou, m.iou_min) == (pytest.approx(50 / 150), pytest.approx(50 / 150)), shape
+
+
 def test_boundary_f_score_tolerance() -> None:
     a = _square(8, 8)
     assert boundary_f_score(a, _square(9, 9), tolerance=2) == 1.0

@@ -69,6 +69,28 @@ def test_static_exclusions_and_op_types(mobilenet_model: Path, tmp_path: Path) -
     assert "Mul_22" not in quantized  # SE multiply reads a float tensor: not an int8 unit
 
 
+def test_qoperator_format(
+    mobilenet_model: Path, run: Callable[..., np.ndarray], tmp_path: Path
+) -> None:
+    feeds = _calib(mobilenet_model, 3)
+    opts = {"format": "qoperator", "op_types": ["Conv"]}
+    result = QuantizePass().apply(
+        load_onnx(mobilenet_model),
+        PassContext(workdir=tmp_path / "q", calibration=feeds, options=opts),
+    )
+    ops = _ops(result.model.path)
+    assert ops.count("QLinearConv") == 7 and "Conv" not in ops  # every conv, depthwise and SE too
+    assert "DequantizeLinear" in ops  # back to float for the element-wise ops
+    assert _fidelity(mobilenet_model, result.model.path, feeds, run).cosine > 0.99
+    again = QuantizePass().apply(result.model, PassContext(workdir=tmp_path / "again"))
+    assert again.skipped == "the model is already quantized"
+    with pytest.raises(ConfigError, match="format: qdq"):
+        QuantizePass().apply(
+            load_onnx(mobilenet_model),
+            PassContext(workdir=tmp_path / "a", calibration=feeds, options=opts | {"accuracy": {}}),
+        )
+
+
 def test_dynamic_uses_integer_convs(
     mobilenet_model: Path, run: Callable[..., np.ndarray], tmp_path: Path
 ) -> None:

@@ -293,8 +293,10 @@ def mask_iou(reference: np.ndarray, candidate: np.ndarray, threshold: float = 0.
 
 
 def _as_masks(x: np.ndarray) -> np.ndarray:
-    """Outputs [N,H,W,1], [N,1,H,W], [H,W] ... as a stack of 2-D maps."""
+    """Outputs [N,H,W,1], [N,1,H,W], [H,W,1], [H,W] ... as a stack of 2-D maps."""
     a = np.asarray(x)
+    if a.ndim == 3 and a.shape[-1] == 1:  # one [H,W,1] map, not H maps of [W,1]
+        a = a[..., 0]
     if a.ndim == 4 and a.shape[-1] == 1:
         a = a[..., 0]
     elif a.ndim == 4 and a.shape[1] == 1:
