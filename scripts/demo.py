@@ -75,6 +75,7 @@ VARIANTS: tuple[DemoVariant, ...] = (
         "ort-int8",
         passes=({"name": "simplify"}, {"name": "quantize", "options": {"mode": "static"}}),
     ),
+    DemoVariant("litert-xnnpack", backend="litert"),  # the field's runtime, on the original
     DemoVariant("openvino", backend="openvino"),
     DemoVariant(
         "tvm-tuned" if _TVM_TUNE_S else "tvm-untuned",

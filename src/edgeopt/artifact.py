@@ -226,6 +226,7 @@ def load_onnx(path: str | os.PathLike[str]) -> ModelArtifact:
             "ir_version": int(model.ir_version),
             "producer": f"{model.producer_name} {model.producer_version}".strip(),
             "size_bytes": size + external,
+            "props": {prop.key: prop.value for prop in model.metadata_props},
         }
     )
     return ModelArtifact(path=p, inputs=inputs, outputs=outputs, metadata=metadata)

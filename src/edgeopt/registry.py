@@ -17,6 +17,7 @@ __all__ = ["BACKENDS", "PASSES", "backend_names", "get_backend", "get_pass", "pa
 
 BACKENDS: dict[str, str] = {
     "onnxruntime": "edgeopt.backends.onnxruntime:OnnxRuntimeBackend",
+    "litert": "edgeopt.backends.litert:LiteRtBackend",
 }
 """Built-in backends: name -> "module:Class"."""
 

@@ -25,6 +25,7 @@ What the import does:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -134,6 +135,15 @@ def convert_tflite(
         # type at all (IndexError, struct.error, ValueError, ...); callers get one type.
         detail = f"{type(exc).__name__}: {exc}"
         raise ModelLoadError(f"{name}: not a valid TFLite model ({detail})") from exc
+    # Provenance, so a runtime of the source format (the LiteRT backend) can find the original.
+    onnx.helper.set_model_props(
+        model,
+        {
+            "edgeopt.source_format": "tflite",
+            "edgeopt.source_path": str(Path(name).resolve()),
+            "edgeopt.source_sha256": hashlib.sha256(data).hexdigest(),
+        },
+    )
     logger.debug("converted %s: %d ONNX nodes", name, len(model.graph.node))
     return model
 
