@@ -71,6 +71,7 @@ _TVM_TUNE_S = float(os.environ.get("EDGEOPT_DEMO_TVM_TUNE_S", "0"))
 VARIANTS: tuple[DemoVariant, ...] = (
     DemoVariant("ort-fp32"),  # the baseline: first, always
     DemoVariant("ort-simplified", passes=({"name": "simplify"},)),
+    DemoVariant("ort-layout", passes=({"name": "ort_layout"},)),  # exact NCHWc-friendly rewrites
     DemoVariant(
         "ort-int8",
         passes=({"name": "simplify"}, {"name": "quantize", "options": {"mode": "static"}}),

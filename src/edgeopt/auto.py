@@ -56,6 +56,7 @@ Progress = Callable[[str], None]
 CANDIDATES: dict[str, list[dict[str, Any]]] = {
     "fp32": [],
     "simplified": [{"name": "simplify"}],
+    "ort-layout": [{"name": "ort_layout"}],
     "fp16-weights": [{"name": "fp16"}],
     "int8-static": [{"name": "simplify"}, {"name": "quantize", "options": {"mode": "static"}}],
 }

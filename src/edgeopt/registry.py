@@ -27,6 +27,7 @@ PASSES: dict[str, str] = {
     "fp16": "edgeopt.passes.fp16:Fp16Pass",
     "prune": "edgeopt.passes.prune:PrunePass",
     "prune_structured": "edgeopt.passes.prune_structured:StructuredPrunePass",
+    "ort_layout": "edgeopt.passes.ort_layout:OrtLayoutPass",
 }
 """Built-in passes: name -> "module:Class"."""
 
