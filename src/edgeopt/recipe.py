@@ -144,11 +144,13 @@ def recipe_from_flags(
     fp16: bool = False,
     iou_bound: float | None = None,
     data: DataSettings | None = None,
+    ort_layout: bool = False,
 ) -> Recipe:
     """A recipe from the CLI's inline flags (``--quantize static --prune 0.3``).
 
-    Order: simplify, structured prune, unstructured prune, quantize (or fp16) — pruning before
-    quantization so the quantizer calibrates the pruned model.
+    Order: simplify, structured prune, unstructured prune, quantize (or fp16), ort_layout —
+    pruning before quantization so the quantizer calibrates the pruned model, and the layout
+    rewrites last, on the graph the runtime will see.
 
     Raises:
         ConfigError: No pass asked for, or a bad value.
@@ -167,10 +169,12 @@ def recipe_from_flags(
         steps.append({"name": "quantize", "options": options})
     if fp16:
         steps.append({"name": "fp16"})
+    if ort_layout:
+        steps.append({"name": "ort_layout"})
     if not steps:
         raise ConfigError(
             "nothing to do: give --recipe FILE or at least one of --simplify, --quantize, "
-            "--prune, --prune-structured, --fp16"
+            "--prune, --prune-structured, --fp16, --ort-layout"
         )
     raw: dict[str, Any] = {"passes": steps}
     if data is not None:

@@ -85,3 +85,10 @@ def test_cli_optimize_inline_flags(mobilenet_model: Path, tmp_path: Path) -> Non
         app, ["optimize", str(mobilenet_model), "-r", str(recipe), "-o", str(out)]
     )
     assert bad.exit_code == 1 and "passes[0].name: unknown pass 'quantise'" in bad.output
+
+
+def test_ort_layout_flag_runs_last() -> None:
+    from edgeopt.recipe import recipe_from_flags
+
+    plan = recipe_from_flags(simplify=True, ort_layout=True)
+    assert [s.name for s in plan.passes] == ["simplify", "ort_layout"]

@@ -38,12 +38,17 @@ def optimize(
         None, "--prune-structured", help="Structured channel pruning: fraction of channels."
     ),
     fp16: bool = typer.Option(False, "--fp16", help="Store weights as float16."),
+    ort_layout: bool = typer.Option(
+        False, "--ort-layout", help="Exact rewrites that keep ONNX Runtime's blocked layout."
+    ),
     data: str = typer.Option(
         "auto", "--data", help="Calibration/evaluation images: auto, builtin, a folder, a video."
     ),
 ) -> None:
     """Optimize MODEL with a recipe or inline flags; write the model and a report."""
-    flags = simplify or quantize or prune is not None or prune_structured is not None or fp16
+    flags = (
+        simplify or quantize or prune is not None or prune_structured is not None or fp16
+    ) or ort_layout
     if recipe is not None and flags:
         raise ConfigError("give either --recipe or inline pass flags, not both")
     if quantize is not None and quantize not in ("dynamic", "static"):
@@ -58,6 +63,7 @@ def optimize(
             prune=prune,
             prune_structured=prune_structured,
             fp16=fp16,
+            ort_layout=ort_layout,
             iou_bound=iou_bound,
             data=DataSettings(source=data),
         )
