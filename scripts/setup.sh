@@ -34,7 +34,7 @@ want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev,torch]"
+  .venv/bin/python -m pip install -q -e ".[dev,torch,openvino,tvm]"
   echo "$want" > "$stamp"
 fi
 # PyGObject from pip lacks GStreamer's overrides: link Debian's into the venv (idempotent).

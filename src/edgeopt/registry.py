@@ -18,6 +18,8 @@ __all__ = ["BACKENDS", "PASSES", "backend_names", "get_backend", "get_pass", "pa
 BACKENDS: dict[str, str] = {
     "onnxruntime": "edgeopt.backends.onnxruntime:OnnxRuntimeBackend",
     "litert": "edgeopt.backends.litert:LiteRtBackend",
+    "openvino": "edgeopt.backends.openvino:OpenVinoBackend",
+    "tvm": "edgeopt.backends.tvm:TvmBackend",
 }
 """Built-in backends: name -> "module:Class"."""
 

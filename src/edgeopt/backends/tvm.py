@@ -1,0 +1,414 @@
+"""Apache TVM backend: ONNX -> Relax -> (MetaSchedule-tuned) machine code for this CPU.
+
+The flow is TVM's own: ``tvm.relax.frontend.onnx.from_onnx`` (weights bound as constants, so
+they fold and fuse), two CPU rewrites (`edgeopt.backends.tvm_rewrite`: 2x bilinear resize and
+non-overlapping transposed convolution as cheap fused kernels), the inference decompositions
+and the "zero" pipeline (legalize, fold constants, fuse operators), optionally MetaSchedule
+tuning and ``MetaScheduleApplyDatabase`` (see `edgeopt.backends.tvm_tune`; ``prepack`` adds
+MetaSchedule's weight layout rewrite, folded into the constants), then ``tvm.compile`` and the
+Relax virtual machine.
+
+- **Target.** Detected from this CPU as a dict (``{"kind": "llvm", "mcpu": "znver5",
+  "num-cores": 2}``: TVM 0.27 rejects string targets), or given in the options. A target for
+  another architecture (e.g. ``"mtriple": "aarch64-linux-gnu"``) compiles and saves here; it
+  runs only on the device (``run`` says so).
+- **Untuned is slow on CPU.** Without tuning, TVM's kernels are the plain loops of operator
+  legalization (no tiling, little vectorization): 15-25x slower than ONNX Runtime on the
+  MediaPipe selfie model on this Zen 5. Tuning (``tune_trials`` / ``tune_seconds``) is what
+  makes TVM useful here; its database persists per model and target, so the cost is paid once.
+- **Artifacts.** ``save`` writes ``model.so`` (``export_library``; ``model.tar`` of object
+  files for a cross target) and ``edgeopt-tvm.json`` (interface, target, options, the
+  library's sha256), each renamed into place. ``load`` checks the sha256 before ``dlopen``
+  (loading a damaged shared library can crash the process rather than raise), then runs the
+  library in the VM without TVM's compiler.
+- **Threads.** TVM's runtime thread pool is sized from ``TVM_NUM_THREADS`` when it starts and
+  reconfigured through ``runtime.config_threadpool``; ``threads`` sets both.
+
+TVM is imported only when a model is compiled or loaded, never to list backends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import platform
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field
+
+from edgeopt._fs import atomic_path, atomic_write_text
+from edgeopt.artifact import ModelArtifact, TensorSpec
+from edgeopt.backends.base import BackendOptions, check_feeds, parse_options
+from edgeopt.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigError,
+    UnsupportedOpError,
+)
+
+__all__ = ["TvmBackend", "TvmCompiledModel", "TvmOptions", "default_cache_dir", "host_target"]
+
+log = logging.getLogger(__name__)
+
+_META = "edgeopt-tvm.json"
+_NOT_SUPPORTED = re.compile(r"operators are not supported for frontend ONNX:\s*([^\n]+)")
+_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+
+
+class TvmOptions(BackendOptions):
+    """TVM compile and tuning options."""
+
+    target: dict[str, Any] | None = Field(
+        default=None,
+        description='TVM target as a dict, e.g. {"kind": "llvm", "mcpu": "znver5", '
+        '"num-cores": 2}; None: detected from this CPU.',
+    )
+    tune_trials: int = Field(
+        default=0, ge=0, description="MetaSchedule trials in all; 0 (and no tune_seconds): untuned."
+    )
+    tune_seconds: float | None = Field(
+        default=None, gt=0, description="Time budget for tuning; stops at the first check after."
+    )
+    trials_per_task: int | None = Field(
+        default=None, ge=1, description="Most trials per kernel; None: the budget spread evenly."
+    )
+    use_database: bool = Field(
+        default=False,
+        description="Apply the tuning database's records for this model and target without "
+        "tuning (what tune_trials produced earlier); kernels it lacks stay untuned.",
+    )
+    rewrite: bool = Field(
+        default=True,
+        description="Rewrite 2x bilinear resizes and non-overlapping transposed convolutions "
+        "into cheap fused kernels (see edgeopt.backends.tvm_rewrite).",
+    )
+    prepack: bool = Field(
+        default=False,
+        description="With tuning: let schedules repack weights into blocked layouts at compile "
+        "time (MetaSchedule's layout rewrite, folded into the constants).",
+    )
+    cache_dir: str | None = Field(
+        default=None,
+        description="Root of the tuning databases; None: $EDGEOPT_CACHE_DIR/tvm or the user cache.",
+    )
+
+
+def _tvm() -> Any:
+    try:
+        import tvm  # type: ignore[import-untyped]
+    except ImportError as e:
+        raise BackendUnavailableError("tvm", TvmBackend.install_hint) from e
+    return tvm
+
+
+def default_cache_dir() -> Path:
+    """Where tuning databases live unless ``cache_dir`` says otherwise."""
+    env = os.environ.get("EDGEOPT_CACHE_DIR")
+    if env:
+        return Path(env) / "tvm"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("edgeopt")) / "tvm"
+
+
+def host_target(threads: int | None = None) -> dict[str, Any]:
+    """The dict-form LLVM target of this CPU (its LLVM name, e.g. ``znver5``, and core count)."""
+    tvm = _tvm()
+    cpu = str(tvm.target.codegen.llvm_get_system_cpu())
+    target: dict[str, Any] = {"kind": "llvm", "num-cores": threads or os.cpu_count() or 1}
+    if cpu and cpu != "generic":
+        target["mcpu"] = cpu
+    return target
+
+
+def _arch_of(target: Mapping[str, Any]) -> str:
+    triple = str(target.get("mtriple", ""))
+    return _ARCH.get(triple.split("-")[0], triple.split("-")[0]) if triple else _host_arch()
+
+
+def _host_arch() -> str:
+    return _ARCH.get(platform.machine().lower(), platform.machine().lower())
+
+
+def _set_threads(tvm: Any, threads: int | None) -> None:
+    if threads is None:
+        return
+    os.environ["TVM_NUM_THREADS"] = str(threads)
+    config = tvm.get_global_func("runtime.config_threadpool", allow_missing=True)
+    if config is not None:
+        config(-3, threads)  # kSpecifyThreadShareAllCore: threads float over all cores
+
+
+def _spec_json(spec: TensorSpec) -> dict[str, Any]:
+    return {"name": spec.name, "dtype": spec.dtype, "shape": list(spec.shape)}
+
+
+def _spec_from_json(data: Mapping[str, Any]) -> TensorSpec:
+    return TensorSpec(name=str(data["name"]), dtype=str(data["dtype"]), shape=tuple(data["shape"]))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class TvmCompiledModel:
+    """A model compiled by TVM: a runtime library run by the Relax virtual machine.
+
+    Attributes:
+        target: The dict-form target it was compiled for.
+        tuning: What tuning did while compiling (None when untuned or loaded).
+    """
+
+    def __init__(
+        self,
+        executable: Any,
+        target: dict[str, Any],
+        options: TvmOptions,
+        inputs: tuple[TensorSpec, ...],
+        outputs: tuple[TensorSpec, ...],
+        source: str,
+        tuning: Any = None,
+    ) -> None:
+        self._executable = executable
+        self._source = source
+        self.target = target
+        self.options = options
+        self.inputs = inputs
+        self.outputs = outputs
+        self.tuning = tuning
+        self._vm: Any = None
+        self._main: Any = None
+        if _arch_of(target) == _host_arch():
+            tvm = _tvm()
+            _set_threads(tvm, options.threads)
+            self._vm = tvm.relax.VirtualMachine(executable, tvm.cpu())
+            self._main = self._vm["main"]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one inference.
+
+        Raises:
+            InputMismatchError: Feeds that do not match the model's inputs.
+            BackendError: A model compiled for another architecture, or TVM failed.
+        """
+        check_feeds(self.inputs, feeds)
+        if self._main is None:
+            raise BackendError(
+                f"tvm: {self._source} was compiled for {_arch_of(self.target)} and cannot run "
+                f"on this {_host_arch()} machine; save() it and load it on the device"
+            )
+        tvm = _tvm()
+        args = [tvm.runtime.tensor(np.ascontiguousarray(feeds[s.name])) for s in self.inputs]
+        try:
+            out = self._main(*args)
+        except Exception as e:  # TVM raises its own error classes through the FFI
+            raise BackendError(f"tvm failed running {self._source}: {e}") from e
+        values = [out] if hasattr(out, "numpy") else list(out)
+        return {o.name: v.numpy() for o, v in zip(self.outputs, values, strict=True)}
+
+    def save(self, directory: Path) -> Path:
+        """Write the library (``model.so``, or ``model.tar`` for a cross target) and metadata."""
+        directory = Path(directory)
+        name = "model.so" if _arch_of(self.target) == _host_arch() else "model.tar"
+        try:
+            with atomic_path(directory / name) as tmp:
+                self._executable.export_library(str(tmp))
+        except Exception as e:
+            raise BackendError(f"tvm could not export the library of {self._source}: {e}") from e
+        meta = {
+            "backend": "tvm",
+            "tvm": str(_tvm().__version__),
+            "library": name,
+            "sha256": _sha256(directory / name),
+            "target": self.target,
+            "options": self.options.model_dump(mode="json"),
+            "inputs": [_spec_json(s) for s in self.inputs],
+            "outputs": [_spec_json(s) for s in self.outputs],
+            "source": self._source,
+        }
+        atomic_write_text(directory / _META, json.dumps(meta, indent=2))
+        return directory
+
+
+def _unsupported(e: Exception, model: ModelArtifact) -> UnsupportedOpError | None:
+    match = _NOT_SUPPORTED.search(str(e))
+    if not match:
+        return None
+    op = match.group(1).split(",")[0].strip()
+    node: str | int = "?"
+    graph = model.proto().graph
+    for i, n in enumerate(graph.node):
+        if n.op_type == op:
+            node = n.name or i
+            if n.domain not in ("", "ai.onnx"):
+                op = f"{n.domain}:{n.op_type}"
+            break
+    return UnsupportedOpError(
+        op,
+        node,
+        str(model.path),
+        hint="TVM's Relax ONNX frontend has no converter for it; "
+        "convert the model without it or use another backend",
+    )
+
+
+class TvmBackend:
+    """The Apache TVM (Relax + MetaSchedule) CPU backend."""
+
+    name: ClassVar[str] = "tvm"
+    options_type: ClassVar[type[BackendOptions]] = TvmOptions
+    install_hint: ClassVar[str] = (
+        "pip install apache-tvm==0.27.0.post1 apache-tvm-ffi==0.1.14.post0 cloudpickle xgboost-cpu"
+    )
+
+    def is_available(self) -> bool:
+        """True when the tvm package is installed (checked without importing it)."""
+        return importlib.util.find_spec("tvm") is not None
+
+    def resolve_target(self, options: TvmOptions) -> dict[str, Any]:
+        """The dict-form target ``options`` ask for (detected from this CPU when not given)."""
+        if options.target is None:
+            return host_target(options.threads)
+        if "kind" not in options.target:
+            raise ConfigError(
+                f"bad options for backend 'tvm': target {options.target!r} has no 'kind'; "
+                'give e.g. {"kind": "llvm", "mcpu": "znver5"}'
+            )
+        return dict(options.target)
+
+    def compile(
+        self, model: ModelArtifact, options: BackendOptions | Mapping[str, Any] | None = None
+    ) -> TvmCompiledModel:
+        """Import ``model`` into Relax, tune it if asked, and build it for the target.
+
+        Raises:
+            ConfigError: Bad options or an unknown target.
+            UnsupportedOpError: An operator TVM's ONNX frontend cannot convert.
+            BackendError: TVM failed to compile or tune.
+        """
+        opts: TvmOptions = parse_options(self, options)
+        tvm = _tvm()
+        from tvm import relax
+        from tvm.relax.frontend.onnx import from_onnx  # type: ignore[import-untyped]
+
+        target_dict = self.resolve_target(opts)
+        try:
+            target = tvm.target.Target(target_dict)
+        except Exception as e:
+            raise ConfigError(f"bad options for backend 'tvm': target {target_dict!r}: {e}") from e
+        try:
+            mod = from_onnx(model.proto(), keep_params_in_input=False)
+        except Exception as e:
+            unsupported = _unsupported(e, model)
+            if unsupported is not None:
+                raise unsupported from e
+            raise BackendError(f"tvm could not import {model.path}: {e}") from e
+        tuning = None
+        try:
+            if opts.rewrite:
+                from edgeopt.backends.tvm_rewrite import rewrite_for_cpu
+
+                mod, count = rewrite_for_cpu(mod)
+                log.debug("tvm: rewrote %d operators of %s for CPU", count, model.path)
+            with target:
+                mod = tvm.transform.Sequential(
+                    [
+                        relax.transform.DecomposeOpsForInference(),
+                        relax.transform.CanonicalizeBindings(),
+                        relax.pipeline.zero_pipeline(),
+                    ]
+                )(mod)
+            tune = opts.tune_trials > 0 or opts.tune_seconds is not None
+            if tune or opts.use_database:
+                from edgeopt.backends import tvm_tune
+
+                if opts.prepack:
+                    # Marks weights (constants here) layout-free, so tuned schedules may ask
+                    # for them in a blocked layout; the rewrite is folded away below.
+                    mod = relax.transform.AttachAttrLayoutFreeBuffers()(mod)
+
+                root = Path(opts.cache_dir) if opts.cache_dir else default_cache_dir()
+                db = tvm_tune.database_dir(root, model.sha256(), target_dict)
+            if tune:
+                tuning = tvm_tune.tune(
+                    mod,
+                    target,
+                    db,
+                    trials=opts.tune_trials or 1_000_000,
+                    seconds=opts.tune_seconds,
+                    trials_per_task=opts.trials_per_task,
+                    threads=opts.threads or os.cpu_count() or 1,
+                )
+                log.info("tvm tuning of %s: %s", model.path, tuning)
+            if tune or opts.use_database:
+                if not db.is_dir():
+                    log.warning("no tuning database for %s at %s: untuned", model.path, db)
+                mod = tvm_tune.apply_database(mod, target, db)
+                if opts.prepack:
+                    with target:
+                        mod = tvm.transform.Sequential(
+                            [
+                                relax.transform.SplitLayoutRewritePreproc(),
+                                relax.transform.FoldConstant(),
+                            ]
+                        )(mod)
+            executable = tvm.compile(mod, target=target)
+        except (BackendError, ConfigError):
+            raise
+        except Exception as e:  # TVMError and friends, raised through the FFI
+            raise BackendError(f"tvm could not compile {model.path} for {target_dict}: {e}") from e
+        return TvmCompiledModel(
+            executable, target_dict, opts, model.inputs, model.outputs, str(model.path), tuning
+        )
+
+    def load(self, directory: Path) -> TvmCompiledModel:
+        """Load a library saved by `TvmCompiledModel.save`, without TVM's compiler.
+
+        Raises:
+            BackendError: No saved TVM model there, or a library whose bytes changed since it
+                was saved (damaged or half-copied): compile the model again.
+        """
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / _META).read_text())
+            options = TvmOptions.model_validate(meta["options"])
+            inputs = tuple(_spec_from_json(s) for s in meta["inputs"])
+            outputs = tuple(_spec_from_json(s) for s in meta["outputs"])
+            library = directory / str(meta["library"])
+            target = dict(meta["target"])
+            expected = str(meta["sha256"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise BackendError(
+                f"{directory}: not a saved tvm model ({_META} missing or corrupt): {e}"
+            ) from e
+        if library.name not in ("model.so", "model.tar") or not library.is_file():
+            raise BackendError(f"{directory}: the library {library.name} is missing; compile again")
+        if _sha256(library) != expected:
+            raise BackendError(
+                f"{library}: the library is damaged (its sha256 differs from the one saved in "
+                f"{_META}); compile the model again"
+            )
+        if _arch_of(target) != _host_arch():
+            raise BackendError(
+                f"{library} was compiled for {_arch_of(target)}; load it on that device, "
+                f"not on this {_host_arch()} machine"
+            )
+        tvm = _tvm()
+        try:
+            lib = tvm.runtime.load_module(str(library))
+        except Exception as e:
+            raise BackendError(
+                f"{library}: tvm cannot load this library ({e}); compile again"
+            ) from e
+        return TvmCompiledModel(lib, target, options, inputs, outputs, str(meta.get("source")))
