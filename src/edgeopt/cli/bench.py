@@ -1,7 +1,9 @@
 """``edgeopt bench MODEL``: measure a model on one or more backends and thread counts.
 
 Several ``--backend`` / ``--threads`` values make a comparison of every combination,
-measured interleaved in worker processes; the first combination is the baseline.
+measured interleaved in worker processes; the first combination is the baseline. With
+``--remote HOST:PORT --key KEY`` (TVM only) the model is compiled here and measured on a device
+behind a TVM RPC tracker (`edgeopt.bench.remote`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 
 from edgeopt._api import load
 from edgeopt._fs import atomic_write_text
-from edgeopt.bench import BenchSettings, Variant, compare
+from edgeopt.bench import BenchSettings, Comparison, Variant, compare
 from edgeopt.bench.report import COLUMNS, rows, save_chart
 from edgeopt.cli._output import console, print_table
 from edgeopt.errors import ConfigError
@@ -43,11 +45,22 @@ def bench(
     markdown_out: Path | None = typer.Option(
         None, "--markdown", help="Write a Markdown table here."
     ),
+    remote: str | None = typer.Option(
+        None, "--remote", help="Measure on a TVM RPC device: the tracker's HOST:PORT."
+    ),
+    key: str | None = typer.Option(None, "--key", help="Device key at the --remote tracker."),
 ) -> None:
     """Benchmark MODEL: latency percentiles, throughput, memory and size, side by side."""
     path = str(load(model).path)  # fails fast with the file's own error; converts .tflite
     if len(set(backend)) != len(backend) or len(set(threads)) != len(threads):
         raise ConfigError("repeat --backend and --threads with distinct values only")
+    settings = BenchSettings(
+        warmup=warmup, runs=None if seconds else runs, seconds=seconds, block=block
+    )
+    if remote is not None or key is not None:
+        result = _remote(path, backend, threads, remote, key, settings)
+        _write(model, result, json_out, markdown_out, chart)
+        return
     variants = []
     thread_choices: list[int | None] = list(threads) or [None]
     for b, t in itertools.product(backend, thread_choices):
@@ -55,9 +68,6 @@ def bench(
         variants.append(
             Variant(name=name, model=path, backend=b, options={} if t is None else {"threads": t})
         )
-    settings = BenchSettings(
-        warmup=warmup, runs=None if seconds else runs, seconds=seconds, block=block
-    )
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -72,6 +82,45 @@ def bench(
             settings,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
+    _write(model, result, json_out, markdown_out, chart)
+
+
+def _remote(
+    path: str,
+    backend: list[str],
+    threads: list[int],
+    remote: str | None,
+    key: str | None,
+    settings: BenchSettings,
+) -> Comparison:
+    if backend != ["tvm"]:
+        raise ConfigError(
+            f"--remote measures TVM-compiled models only; give --backend tvm (got {backend})"
+        )
+    if remote is None or key is None:
+        raise ConfigError("give both --remote HOST:PORT and --key KEY, e.g. --key rasp4")
+    if len(threads) > 1:
+        raise ConfigError("--remote measures one thread count; give --threads once at most")
+    from edgeopt.bench.remote import RemoteDevice, measure_remote, parse_address
+
+    host, port = parse_address(remote)
+    options = {"threads": threads[0]} if threads else {}
+    with console.status(f"compiling and measuring on {key!r} at {remote}"):
+        measured = measure_remote(
+            path, RemoteDevice(host=host, port=port, key=key), options, settings
+        )
+    errors = ", ".join(f"{k} {v:.2g}" for k, v in measured.max_abs_error.items())
+    console.print(f"device outputs match ONNX Runtime here (max abs error: {errors})")
+    return measured.comparison
+
+
+def _write(
+    model: Path,
+    result: Comparison,
+    json_out: Path | None,
+    markdown_out: Path | None,
+    chart: Path | None,
+) -> None:
     print_table(f"{model.name}: latency per inference", COLUMNS, rows(result))
     if json_out:
         atomic_write_text(json_out, result.to_json())
