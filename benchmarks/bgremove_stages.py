@@ -33,12 +33,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_variant(spec: str, threads: int | None) -> StageVariant:
-    """``NAME=SOURCE[@BACKEND]``: SOURCE is a zoo name or an optimized .onnx of the zoo model."""
+    """``NAME=SOURCE[@BACKEND]``: SOURCE is a zoo name, an optimized .onnx of the general zoo
+    model, or ``ZOO_NAME:FILE.onnx`` for an optimized .onnx of another zoo model."""
     name, _, rest = spec.partition("=")
     source, _, backend = rest.partition("@")
     if not name or not source:
         raise SystemExit(f"bad --variant {spec!r}: use NAME=ZOO_NAME_OR_ONNX[@BACKEND]")
     options = {"threads": threads} if threads else {}
+    zoo_name, sep, file = source.partition(":")
+    if sep and file.endswith(".onnx"):
+        return StageVariant(
+            name=name,
+            model=zoo_name,
+            variant=file,
+            backend=backend or "onnxruntime",
+            options=options,
+        )
     if source.endswith(".onnx"):
         return StageVariant(
             name=name, variant=source, backend=backend or "onnxruntime", options=options
