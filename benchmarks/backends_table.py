@@ -7,10 +7,17 @@ and computes each variant's fidelity against ONNX Runtime fp32 on real portrait 
 (`edgeopt.bench.fidelity`). It prints one Markdown table per model and writes the raw
 comparisons as JSON.
 
+``--pre-pass NAME`` also runs a registered pass on each model (options as JSON in
+``--pre-pass-options``), tunes TVM on the rewritten model too, and adds "ORT default" and "TVM
+tuned" rows on it; fidelity is still measured against ONNX Runtime fp32 on the original.
+``--variants`` keeps only the named rows of the usual set (the baseline always stays).
+
 Usage::
 
     .venv/bin/python benchmarks/backends_table.py [--tune-seconds 480] [--runs 200]
         [--models mediapipe-selfie mediapipe-selfie-landscape] [--out backends-table]
+        [--pre-pass ort_layout --pre-pass-options '{"se_broadcast": false}']
+        [--variants "ORT default" "TVM tuned"]
 
 Figures depend on the machine and on what else runs on it; say so when quoting them.
 """
@@ -29,7 +36,8 @@ import edgeopt
 from edgeopt import zoo
 from edgeopt.bench.fidelity import compare_outputs, evaluation_feeds, run_outputs
 from edgeopt.bench.harness import BenchSettings, Variant, compare
-from edgeopt.registry import get_backend
+from edgeopt.passes.base import PassContext
+from edgeopt.registry import get_backend, get_pass
 
 
 def variants(model: str, threads: int, tuned: dict[str, Any]) -> list[Variant]:
@@ -82,6 +90,18 @@ def variants(model: str, threads: int, tuned: dict[str, Any]) -> list[Variant]:
     return out
 
 
+def pre_pass(model: str, name: str, options: dict[str, Any], workdir: Path) -> str | None:
+    """Run pass ``name`` on ``model``; the rewritten model's path (None: it did not apply)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    ctx = PassContext(workdir=workdir, options=options)
+    result = get_pass(name).apply(edgeopt.load(model), ctx)
+    if result.skipped:
+        print(f"\n(pre-pass {name} does not apply to {model}: {result.skipped})")
+        return None
+    print(f"\n(pre-pass {name} {options}: {dict(result.report).get('applied', result.report)})")
+    return str(result.model.path)
+
+
 def main() -> None:
     """Tune, measure and print the table for each model."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -98,7 +118,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--cache-dir", default=None, help="TVM tuning database root.")
     parser.add_argument("--out", default="backends-table")
+    parser.add_argument("--pre-pass", default=None, help="Pass to run before extra rows.")
+    parser.add_argument("--pre-pass-options", default="{}", help="That pass's options (JSON).")
+    parser.add_argument("--variants", nargs="+", default=None, help="Rows to keep (names).")
     args = parser.parse_args()
+    pass_options = json.loads(args.pre_pass_options)
     logging.basicConfig(level=logging.WARNING)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -110,15 +134,32 @@ def main() -> None:
             "tune_seconds": args.tune_seconds,
             **({"cache_dir": args.cache_dir} if args.cache_dir else {}),
         }
-        if args.tune_seconds > 0 and get_backend("tvm").is_available():
-            t0 = time.monotonic()
-            report = get_backend("tvm").compile(edgeopt.load(model), tune).tuning
-            print(f"\n## {name}: TVM tuning this run {time.monotonic() - t0:.0f} s: {report}")
+        rewritten = None
+        if args.pre_pass:
+            rewritten = pre_pass(model, args.pre_pass, pass_options, out / "pre-pass" / name)
+        for path in [model] + ([rewritten] if rewritten else []):
+            if args.tune_seconds > 0 and get_backend("tvm").is_available():
+                t0 = time.monotonic()
+                report = get_backend("tvm").compile(edgeopt.load(path), tune).tuning
+                print(f"\n## {path}: TVM tuning this run {time.monotonic() - t0:.0f} s: {report}")
         # The workers apply the database just filled; they must not tune again.
         tuned = {"threads": args.threads, "use_database": True}
         if args.cache_dir:
             tuned["cache_dir"] = args.cache_dir
         chosen = variants(model, args.threads, tuned)
+        if args.variants:
+            chosen = [v for i, v in enumerate(chosen) if i == 0 or v.name in args.variants]
+        if rewritten:
+            label = " ".join(
+                [args.pre_pass, *(f"{k}={json.dumps(v)}" for k, v in pass_options.items())]
+            )
+            chosen.append(Variant(name=f"ORT default, {label}", model=rewritten))
+            if get_backend("tvm").is_available():
+                chosen.append(
+                    Variant(
+                        name=f"TVM tuned, {label}", model=rewritten, backend="tvm", options=tuned
+                    )
+                )
         feeds = evaluation_feeds(model, count=8)
         reference = run_outputs(model, feeds, "onnxruntime", {"optimization": "disable"})
         fidelity = {}

@@ -18,6 +18,17 @@ cost is in TVM's operator definitions rather than in the schedule:
   ``Cout*kh*kw`` channels followed by a depth-to-space interleave (the weight is reordered
   once here, from the constant).
 
+Run before TVM, ONNX-level rewrites help a little: ``ort_layout`` with only ``resize_conv_swap``
+(the 1x1 conv after each upsampling moved in front of it, so the first two upsamplings process
+24/16 channels instead of 128/24) made the tuned model 1.02-1.13x faster by p50 in two
+interleaved runs (each model tuned 10 min; shared 2-core Zen 5), reproducible with
+``benchmarks/backends_table.py --pre-pass ort_layout``. It does not reach ONNX Runtime: TVM
+stays at 0.71-0.74x of ORT default on the original model. The last upsampling (16 channels,
+64x64 -> 128x128; nothing to swap) still costs about 0.5 ms as one fused injective kernel that
+MetaSchedule cannot reschedule; ``se_broadcast`` turns TVM's fused squeeze-excite multiplies
+into separate nearest-``resize2d`` kernels (54 -> 58 tasks; not timed, that needs another
+tuning run), so it is left off for TVM.
+
 Anything else is left as it is. Hand-written because TVM has no such rewrite; the patterns are
 checked against ONNX Runtime by the backend contract test (tests/backends/test_contract.py).
 """

@@ -236,6 +236,26 @@ class _Deadline(PyMeasureCallback):  # type: ignore[misc]
 
 
 @contextlib.contextmanager
+def meta_schedule_logging() -> Iterator[None]:
+    """While active, MetaSchedule's logger carries only named handlers.
+
+    MetaSchedule builds a ``logging.config`` dict from the *names* of the handlers on its
+    ``tvm.s_tir.meta_schedule`` logger and fails on an unnamed one (``'NoneType' object has
+    no attribute 'format'``), which other code in the process may have attached. They are
+    detached for the tuning run and put back after it.
+    """
+    logger = logging.getLogger("tvm.s_tir.meta_schedule")
+    unnamed = [h for h in logger.handlers if h.get_name() is None]
+    for handler in unnamed:
+        logger.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in unnamed:
+            logger.addHandler(handler)
+
+
+@contextlib.contextmanager
 def _torch_hidden() -> Iterator[None]:
     """While active, child processes find a ``torch`` that fails to import at once."""
     with tempfile.TemporaryDirectory(prefix="edgeopt-notorch-") as shim:
@@ -347,21 +367,22 @@ def tune(
             )
         builder = PooledBuilder(max_workers=threads)
         try:
-            ms.tune.tune_tasks(
-                tasks=contexts,
-                task_weights=weights,
-                work_dir=work,
-                max_trials_global=trials,
-                max_trials_per_task=per_task,
-                # Small rounds: every task gets a first round early, so a short budget
-                # leaves no kernel with TVM's naive untuned loops.
-                num_trials_per_iter=min(16, per_task),
-                builder=builder,
-                runner=runner,
-                database=work_db,
-                cost_model=_cost_model(),
-                measure_callbacks=[*ms.MeasureCallback.create("default"), callback],
-            )
+            with meta_schedule_logging():
+                ms.tune.tune_tasks(
+                    tasks=contexts,
+                    task_weights=weights,
+                    work_dir=work,
+                    max_trials_global=trials,
+                    max_trials_per_task=per_task,
+                    # Small rounds: every task gets a first round early, so a short budget
+                    # leaves no kernel with TVM's naive untuned loops.
+                    num_trials_per_iter=min(16, per_task),
+                    builder=builder,
+                    runner=runner,
+                    database=work_db,
+                    cost_model=_cost_model(),
+                    measure_callbacks=[*ms.MeasureCallback.create("default"), callback],
+                )
         except Exception as e:  # TVM raises its own FFI error types
             if not callback.spent:
                 raise BackendError(f"tvm: MetaSchedule tuning failed in {work}: {e}") from e

@@ -156,7 +156,7 @@ def tune_remote(
     )
     builder = tvm_tune.PooledBuilder(max_workers=threads)
     try:
-        with _work_copy(database) as work:
+        with _work_copy(database) as work, tvm_tune.meta_schedule_logging():
             db = ms.relax_integration.tune_relax(
                 mod,
                 params={},
