@@ -10,7 +10,6 @@ end of their data file. Nothing is read through an external-data path before it 
 from __future__ import annotations
 
 import collections
-import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import numpy as np
 import onnx
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
+from edgeopt._fs import file_sha256
 from edgeopt.errors import ModelLoadError, UnsafeModelError
 
 __all__ = ["Dim", "ModelArtifact", "TensorSpec", "load_onnx", "model_summary"]
@@ -93,19 +93,11 @@ class ModelArtifact:
 
     def sha256(self) -> str:
         """The sha256 of the model file's bytes (used to key caches)."""
-        return _sha256(self.path)
+        return file_sha256(self.path)
 
     def proto(self) -> onnx.ModelProto:
         """The model as a protobuf, external data loaded (already checked safe)."""
         return onnx.load(str(self.path))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _dtype_name(elem_type: int) -> str:

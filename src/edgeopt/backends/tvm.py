@@ -29,7 +29,6 @@ TVM is imported only when a model is compiled or loaded, never to list backends.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -43,7 +42,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from edgeopt._fs import atomic_path, atomic_write_text
+from edgeopt._fs import atomic_path, atomic_write_text, file_sha256
 from edgeopt.artifact import ModelArtifact, TensorSpec
 from edgeopt.backends.base import BackendOptions, check_feeds, parse_options
 from edgeopt.errors import (
@@ -154,14 +153,6 @@ def _spec_from_json(data: Mapping[str, Any]) -> TensorSpec:
     return TensorSpec(name=str(data["name"]), dtype=str(data["dtype"]), shape=tuple(data["shape"]))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class TvmCompiledModel:
     """A model compiled by TVM: a runtime library run by the Relax virtual machine.
 
@@ -230,7 +221,7 @@ class TvmCompiledModel:
             "backend": "tvm",
             "tvm": str(_tvm().__version__),
             "library": name,
-            "sha256": _sha256(directory / name),
+            "sha256": file_sha256(directory / name),
             "target": self.target,
             "options": self.options.model_dump(mode="json"),
             "inputs": [_spec_json(s) for s in self.inputs],
@@ -394,7 +385,7 @@ class TvmBackend:
             ) from e
         if library.name not in ("model.so", "model.tar") or not library.is_file():
             raise BackendError(f"{directory}: the library {library.name} is missing; compile again")
-        if _sha256(library) != expected:
+        if file_sha256(library) != expected:
             raise BackendError(
                 f"{library}: the library is damaged (its sha256 differs from the one saved in "
                 f"{_META}); compile the model again"
