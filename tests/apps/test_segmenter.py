@@ -88,3 +88,23 @@ def test_masks_on_the_sample_clip_match_the_fp32_reference(selfie_model: Path) -
     assert min(ious) > 0.999
     # A portrait: the person fills a good part of every frame, and not all of it.
     assert all(0.1 < p < 0.95 for p in person), person
+
+
+def test_optimized_segmenter_is_cached_and_gives_the_same_masks(selfie_model: Path) -> None:
+    """``optimize=True`` runs the exact ort_layout rewrite once, cached beside the zoo model."""
+    from edgeopt.apps.background.segmenter import ort_optimized
+
+    fast_path = ort_optimized(selfie_model)
+    assert fast_path != selfie_model and fast_path.parent == selfie_model.parent
+    mtime = fast_path.stat().st_mtime_ns
+    assert ort_optimized(selfie_model) == fast_path and fast_path.stat().st_mtime_ns == mtime
+    ops = [n.op_type for n in edgeopt.load(fast_path).proto().graph.node]
+    plain_ops = [n.op_type for n in edgeopt.load(selfie_model).proto().graph.node]
+    assert ops.count("Transpose") < plain_ops.count("Transpose")  # the NHWC stem is folded
+    plain = load_segmenter("mediapipe-selfie", backend_options={"threads": 1})
+    fast = load_segmenter("mediapipe-selfie", backend_options={"threads": 1}, optimize=True)
+    for frame in list(sample_frames((480, 640), 8))[::2]:
+        x = plain.preprocess(frame)
+        want, got = plain.infer(x), fast.infer(x)
+        assert float(np.abs(want - got).max()) < 1e-4
+        assert mask_iou(want, got) > 0.999

@@ -57,6 +57,9 @@ def bgremove(
     ),
     model: str = typer.Option("mediapipe-selfie", "--model", "-m", help="Zoo name or .onnx."),
     backend: str = typer.Option("onnxruntime", "--backend", "-b", help="Backend."),
+    optimize: bool = typer.Option(
+        True, "--optimize/--no-optimize", help="ORT: run the zoo model's exact ort_layout rewrite."
+    ),
     variant: Path | None = typer.Option(
         None, "--variant", help="Optimized .onnx of the zoo model to run instead."
     ),
@@ -89,6 +92,7 @@ def bgremove(
             model=model,
             backend=backend,
             variant=str(variant) if variant else None,
+            optimize=optimize,
             threads=threads,
             mask=mask,
             budget_ms=budget_ms,

@@ -51,6 +51,9 @@ class RunConfig(BaseModel):
     )
     model: str = Field(default="mediapipe-selfie", description="Zoo model name or .onnx path.")
     backend: str = Field(default="onnxruntime", description="Backend that runs the model.")
+    optimize: bool = Field(
+        default=True, description="On ONNX Runtime, run zoo models through the exact ort_layout."
+    )
     variant: str | None = Field(default=None, description="Optimized .onnx of the zoo model.")
     threads: int | None = Field(default=None, ge=1, description="Inference threads.")
     mask: SegmenterOptions = Field(
@@ -110,6 +113,7 @@ def remove_background(
             variant=config.variant,
             options=config.mask,
             models_dir=Path(config.models_dir) if config.models_dir else None,
+            optimize=config.optimize,
         )
         compositor = Compositor(effect_from_args(config.effect, config.background))
         remover = BackgroundRemover(segmenter, compositor, config.budget_ms)

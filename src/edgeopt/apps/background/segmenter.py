@@ -40,6 +40,7 @@ __all__ = [
     "SegmenterOptions",
     "StageTimes",
     "load_segmenter",
+    "ort_optimized",
     "resolve_model",
 ]
 
@@ -361,6 +362,37 @@ def resolve_model(
     return path, None
 
 
+def ort_optimized(path: Path) -> Path:
+    """The ``ort_layout`` rewrite of a pulled zoo model, made once and cached beside it.
+
+    The rewrites are exact (outputs within 1e-4 of the original, same masks) and make ONNX
+    Runtime about 1.35x faster on the MediaPipe models; the cache key covers the model's
+    sha256 and the pass's own source, so a changed pass rewrites again.
+    """
+    import hashlib
+
+    from edgeopt._fs import atomic_path, file_sha256
+    from edgeopt.artifact import load_onnx
+    from edgeopt.passes import ort_layout
+    from edgeopt.passes.base import PassContext
+
+    key = hashlib.sha256(
+        (file_sha256(path) + file_sha256(ort_layout.__file__)).encode()
+    ).hexdigest()[:16]
+    target = path.with_name(f"{path.stem}.ort_layout-{key}.onnx")
+    if target.is_file():
+        return target
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        result = ort_layout.OrtLayoutPass().apply(load_onnx(path), PassContext(workdir=Path(tmp)))
+        if not result.modified:
+            return path
+        with atomic_path(target) as out:
+            out.write_bytes(result.model.path.read_bytes())
+    return target
+
+
 def load_segmenter(
     model: str = "mediapipe-selfie",
     *,
@@ -369,6 +401,7 @@ def load_segmenter(
     variant: str | os.PathLike[str] | None = None,
     options: SegmenterOptions | None = None,
     models_dir: Path | None = None,
+    optimize: bool = False,
 ) -> Segmenter:
     """Compile a model with ``edgeopt.compile`` and wrap it in a `Segmenter`.
 
@@ -380,6 +413,8 @@ def load_segmenter(
         variant: An optimized ``.onnx`` of the zoo model to run instead of the pulled one.
         options: Mask post-processing and frame skipping.
         models_dir: Offline folder of verified model copies.
+        optimize: On ONNX Runtime, run a zoo model through the exact ``ort_layout`` rewrites
+            (see `ort_optimized`); ignored for other backends, ``.onnx`` paths and variants.
 
     Raises:
         EdgeoptError: The model cannot be found, pulled or compiled.
@@ -387,6 +422,8 @@ def load_segmenter(
     from edgeopt._api import compile as compile_model
 
     path, facts = resolve_model(model, variant, models_dir)
+    if optimize and backend in ("onnxruntime", "ort") and variant is None and facts is not None:
+        path = ort_optimized(path)
     if backend in ("onnxruntime", "ort") and not isinstance(backend_options, BackendOptions):
         # Between two inferences this pipeline does its own CPU work (resize, blend, encode);
         # ORT's idle threads spinning for the next run steal those cores: on 2 cores the
