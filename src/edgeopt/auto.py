@@ -36,7 +36,7 @@ from edgeopt.bench.harness import BenchSettings, Variant, compare
 from edgeopt.bench.report import markdown, save_chart
 from edgeopt.bench.result import Comparison
 from edgeopt.errors import ConfigError, EdgeoptError
-from edgeopt.pipeline import _feeds, run_pipeline
+from edgeopt.pipeline import data_feeds, run_pipeline
 from edgeopt.recipe import DataSettings, parse_recipe
 from edgeopt.registry import backend_names, get_backend
 
@@ -223,7 +223,7 @@ def search(
     for b in set(names) - set(backends):
         note(f"skipping backend {b}: {get_backend(b).install_hint}")
     data = DataSettings(evaluation_count=settings.evaluation_count)
-    feeds = _feeds(source, data, data.evaluation_count, data.seed + 1)
+    feeds = data_feeds(source, data, data.evaluation_count, data.seed + 1)
     reference = run_outputs(source, feeds)
     fid_path = cache / "fidelity.json"
     fid_cache: dict[str, Any] = json.loads(fid_path.read_text()) if fid_path.is_file() else {}

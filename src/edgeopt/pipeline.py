@@ -29,7 +29,7 @@ from edgeopt.passes.base import PassContext
 from edgeopt.recipe import DataSettings, Recipe
 from edgeopt.registry import get_pass
 
-__all__ = ["PipelineReport", "StepReport", "run_pipeline"]
+__all__ = ["PipelineReport", "StepReport", "data_feeds", "run_pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +134,14 @@ def _short_json(details: Mapping[str, Any]) -> str:
     return text if len(text) < 6000 else text[:6000] + "\n... (see report.json)"
 
 
-def _feeds(
+def data_feeds(
     model: ModelArtifact, data: DataSettings, count: int, seed: int
 ) -> tuple[dict[str, np.ndarray], ...]:
+    """Inputs for calibration or evaluation as the data settings say.
+
+    ``auto`` means the built-in portraits for models that take RGB images, random inputs
+    otherwise.
+    """
     source: str | None = data.source
     if source == "auto":
         try:
@@ -169,8 +174,8 @@ def run_pipeline(
     source = model if isinstance(model, ModelArtifact) else load_onnx(model)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    calibration = _feeds(source, recipe.data, recipe.data.calibration_count, recipe.data.seed)
-    evaluation = _feeds(source, recipe.data, recipe.data.evaluation_count, recipe.data.seed + 1)
+    calibration = data_feeds(source, recipe.data, recipe.data.calibration_count, recipe.data.seed)
+    evaluation = data_feeds(source, recipe.data, recipe.data.evaluation_count, recipe.data.seed + 1)
     reference = run_outputs(source, evaluation, recipe.backend)
     current = source
     steps: list[StepReport] = []
