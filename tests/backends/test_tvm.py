@@ -184,14 +184,19 @@ def test_load_refuses_damaged_or_partial_artifacts(conv_model: Path, tmp_path: P
 
 def test_cpu_rewrites_apply_and_keep_the_numbers(tmp_path: Path) -> None:
     import onnx
+    import tvm
     from tvm.relax.frontend.onnx import from_onnx
 
     from backends._models import mini_selfie
     from edgeopt.backends.tvm_rewrite import rewrite_for_cpu
 
     model = mini_selfie(tmp_path / "mini_selfie.onnx")
-    _, count = rewrite_for_cpu(from_onnx(onnx.load(str(model)), keep_params_in_input=False))
-    assert count == 2  # the 2x bilinear Resize and the 2x2/stride-2 ConvTranspose
+    mod, count = rewrite_for_cpu(from_onnx(onnx.load(str(model)), keep_params_in_input=False))
+    assert count == 4  # the 2x bilinear Resize, the 2x2/stride-2 ConvTranspose, two Sigmoids
+    kernels = {gv.name_hint for gv, f in mod.functions_items() if isinstance(f, tvm.tirx.PrimFunc)}
+    assert {"upsample_bilinear_2x", "conv_transpose_blocks"} <= kernels
+    assert any(k.startswith("fast_tanh") for k in kernels)  # the sigmoids, vectorizable
+    assert "sigmoid" not in mod.script()
     x = np.random.default_rng(4).random((1, 16, 16, 3), dtype=np.float32)
     reference = edgeopt.compile(model, "onnxruntime").run({"x": x})["y"]
     for rewrite in (False, True):

@@ -1,8 +1,9 @@
 """Apache TVM backend: ONNX -> Relax -> (MetaSchedule-tuned) machine code for this CPU.
 
 The flow is TVM's own: ``tvm.relax.frontend.onnx.from_onnx`` (weights bound as constants, so
-they fold and fuse), two CPU rewrites (`edgeopt.backends.tvm_rewrite`: 2x bilinear resize and
-non-overlapping transposed convolution as cheap fused kernels), the inference decompositions
+they fold and fuse), the CPU rewrites (`edgeopt.backends.tvm_rewrite`: 1x1 convs moved before
+upsamplings, 2x bilinear resize and non-overlapping transposed convolution as hand-scheduled
+kernels, a vectorizable sigmoid), the inference decompositions
 and the "zero" pipeline (legalize, fold constants, fuse operators), optionally MetaSchedule
 tuning and ``MetaScheduleApplyDatabase`` (see `edgeopt.backends.tvm_tune`; ``prepack`` adds
 MetaSchedule's weight layout rewrite, folded into the constants), then ``tvm.compile`` and the
@@ -85,8 +86,9 @@ class TvmOptions(BackendOptions):
     )
     rewrite: bool = Field(
         default=True,
-        description="Rewrite 2x bilinear resizes and non-overlapping transposed convolutions "
-        "into cheap fused kernels (see edgeopt.backends.tvm_rewrite).",
+        description="Run 1x1 convs before upsamplings, 2x bilinear resizes and non-overlapping "
+        "transposed convolutions as hand-scheduled kernels, sigmoid through a vectorizable "
+        "tanh (see edgeopt.backends.tvm_rewrite).",
     )
     prepack: bool = Field(
         default=False,
@@ -254,6 +256,17 @@ def _unsupported(e: Exception, model: ModelArtifact) -> UnsupportedOpError | Non
     )
 
 
+def _onnx_rewrites(proto: Any) -> Any:
+    # A 1x1 conv after an upsampling runs before it, at the low resolution (exact; see
+    # edgeopt.passes.ort_layout). The other ort_layout rewrites target ORT's blocked layout.
+    from edgeopt.passes.ort_layout import OrtLayoutOptions, rewrite
+
+    options = OrtLayoutOptions(
+        se_broadcast=False, resize_conv_swap=True, nhwc_input_conv=False, transpose_to_reshape=False
+    )
+    return rewrite(proto, options)[0]
+
+
 class TvmBackend:
     """The Apache TVM (Relax + MetaSchedule) CPU backend."""
 
@@ -298,8 +311,11 @@ class TvmBackend:
             target = tvm.target.Target(target_dict)
         except Exception as e:
             raise ConfigError(f"bad options for backend 'tvm': target {target_dict!r}: {e}") from e
+        proto = model.proto()
+        if opts.rewrite:
+            proto = _onnx_rewrites(proto)
         try:
-            mod = from_onnx(model.proto(), keep_params_in_input=False)
+            mod = from_onnx(proto, keep_params_in_input=False)
         except Exception as e:
             unsupported = _unsupported(e, model)
             if unsupported is not None:

@@ -1,46 +1,36 @@
-"""Relax graph rewrites that make two of the MediaPipe model's operators cheap for TVM on CPU.
+"""Rewrites that make the MediaPipe model's slowest operators cheap for TVM on CPU.
 
-Profiling the tuned MediaPipe selfie model (MetaSchedule's per-kernel table, 55 kernels, 10 min
-of tuning on this 2-core Zen 5) showed two kinds of kernel that tuning cannot fix, because their
-cost is in TVM's operator definitions rather than in the schedule:
+Profiling the tuned MediaPipe selfie model (10 min of MetaSchedule on a 2-core Sapphire Rapids,
+per-kernel times through the Relax VM's instrument hook; 2.70 ms in all, ONNX Runtime 2.0 ms)
+found about 1 ms in kernels whose cost tuning cannot touch, because it lies in TVM's operator
+definitions rather than in their schedules:
 
-- ``image.resize2d`` (bilinear, ``half_pixel``, exactly 2x): TVM computes a float source
-  coordinate, floors, clamps and gathers four values for every output element; the three
-  decoder upsamplings took about 1.0 ms of the model's 3.9 ms. For a 2x ``half_pixel``
-  upsampling the weights are constants: output ``2i`` is ``0.75*x[i] + 0.25*x[i-1]`` and
-  ``2i+1`` is ``0.75*x[i] + 0.25*x[i+1]``, with the edge repeated (ONNX clamps the source
-  coordinate). Written as slices, multiply-adds and an interleave per axis, it becomes one
-  fused injective kernel without index arithmetic, and matches ``resize2d`` to float rounding.
-- ``nn.conv2d_transpose`` with stride equal to kernel size, no padding and one group (the
-  model's last layer, 16 -> 1 channels, 2x2 stride 2, about 0.5 ms): TVM dilates the input
-  with zeros and runs a dense convolution over them. Such a transposed convolution touches
-  each input pixel once per output block, so it is exactly a 1x1 convolution to
-  ``Cout*kh*kw`` channels followed by a depth-to-space interleave (the weight is reordered
-  once here, from the constant).
+- ``image.resize2d`` (bilinear, ``half_pixel``, exactly 2x): 0.63 ms for the three decoder
+  upsamplings. Now a call to a hand-scheduled kernel (`edgeopt.backends.tvm_kernels`).
+- ``nn.conv2d_transpose`` with stride equal to kernel, no padding, one group (the model's last
+  layer, 16 -> 1 channels, 2x2 stride 2): TVM dilates the input with zeros and convolves
+  densely; an earlier rewrite as a 1x1 conv plus depth-to-space still cost 0.2 ms. Now a
+  hand-scheduled kernel too.
+- ``sigmoid`` on the 256 x 256 mask: TVM calls ``expf`` per element (no vector math library),
+  about 0.1 ms. Rewritten as ``(1 + tanh(x/2)) / 2`` with Relax's ``FastMathTransform``, whose
+  ``fast_tanh`` is a rational approximation that vectorizes (error ~1e-7).
 
-Run before TVM, ONNX-level rewrites help a little: ``ort_layout`` with only ``resize_conv_swap``
-(the 1x1 conv after each upsampling moved in front of it, so the first two upsamplings process
-24/16 channels instead of 128/24) made the tuned model 1.02-1.13x faster by p50 in two
-interleaved runs (each model tuned 10 min; shared 2-core Zen 5), reproducible with
-``benchmarks/backends_table.py --pre-pass ort_layout``. It does not reach ONNX Runtime: TVM
-stays at 0.71-0.74x of ORT default on the original model. The last upsampling (16 channels,
-64x64 -> 128x128; nothing to swap) still costs about 0.5 ms as one fused injective kernel that
-MetaSchedule cannot reschedule; ``se_broadcast`` turns TVM's fused squeeze-excite multiplies
-into separate nearest-``resize2d`` kernels (54 -> 58 tasks; not timed, that needs another
-tuning run), so it is left off for TVM.
-
-Anything else is left as it is. Hand-written because TVM has no such rewrite; the patterns are
-checked against ONNX Runtime by the backend contract test (tests/backends/test_contract.py).
+The backend also runs one ONNX-level rewrite first (``ort_layout``'s exact
+``resize_conv_swap``: a 1x1 conv after an upsampling runs before it, at a quarter of the
+pixels). Everything else is left as it is. Hand-written because TVM has no such rewrites; the
+patterns are checked against ONNX Runtime by tests/backends/test_tvm_kernels.py and the backend
+contract test.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import tvm  # type: ignore[import-untyped]
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator  # type: ignore[import-untyped]
+
+from edgeopt.backends.tvm_kernels import conv_transpose_blocks, upsample_bilinear_2x
 
 __all__ = ["rewrite_for_cpu"]
 
@@ -77,33 +67,13 @@ class _CpuRewriter(PyExprMutator):  # type: ignore[misc]
             return self._resize(call)
         if op == "relax.nn.conv2d_transpose":
             return self._conv_transpose(call)
+        if op == "relax.sigmoid":
+            return self._sigmoid(call)
         return call
 
-    def _emit(self, expr: Any) -> Any:
-        return self.builder_.emit(expr)
-
-    def _upsample_axis(self, x: Any, axis: int, shape: list[int]) -> tuple[Any, list[int]]:
-        sl = relax.op.strided_slice
-        length = shape[axis]
-        prev = self._emit(
-            relax.op.concat([sl(x, [axis], [0], [1]), sl(x, [axis], [0], [length - 1])], axis=axis)
-        )
-        nxt = self._emit(
-            relax.op.concat(
-                [sl(x, [axis], [1], [length]), sl(x, [axis], [length - 1], [length])], axis=axis
-            )
-        )
-        main = self._emit(relax.op.multiply(x, relax.const(0.75, "float32")))
-        even = self._emit(relax.op.add(main, relax.op.multiply(prev, relax.const(0.25, "float32"))))
-        odd = self._emit(relax.op.add(main, relax.op.multiply(nxt, relax.const(0.25, "float32"))))
-        pair = self._emit(
-            relax.op.concat(
-                [relax.op.expand_dims(even, axis + 1), relax.op.expand_dims(odd, axis + 1)],
-                axis=axis + 1,
-            )
-        )
-        merged = [*shape[:axis], length * 2, *shape[axis + 1 :]]
-        return self._emit(relax.op.reshape(pair, merged)), merged
+    def _kernel(self, func: Any, name: str, args: list[Any], shape: list[int]) -> Any:
+        gv = self.builder_.add_func(func, name)
+        return self.builder_.emit(relax.call_tir(gv, args, relax.TensorType(shape, "float32")))
 
     def _resize(self, call: Any) -> Any:
         attrs = call.attrs
@@ -124,8 +94,7 @@ class _CpuRewriter(PyExprMutator):  # type: ignore[misc]
         ):
             return call
         self.rewritten += 1
-        y, shape = self._upsample_axis(x, 2, shape)
-        return self._upsample_axis(y, 3, shape)[0]
+        return self._kernel(upsample_bilinear_2x(*shape), "upsample_bilinear_2x", [x], out)
 
     def _conv_transpose(self, call: Any) -> Any:
         attrs = call.attrs
@@ -134,7 +103,9 @@ class _CpuRewriter(PyExprMutator):  # type: ignore[misc]
         if (
             xs is None
             or ws is None
-            or not isinstance(w, tvm.ir.expr.Constant)
+            or len(xs) != 4
+            or str(getattr(x.ty, "dtype", "")) != "float32"
+            or str(getattr(w.ty, "dtype", "")) != "float32"
             or str(attrs.data_layout) != "NCHW"
             or str(attrs.kernel_layout) != "IOHW"
             or str(attrs.out_layout) != "NCHW"
@@ -148,13 +119,18 @@ class _CpuRewriter(PyExprMutator):  # type: ignore[misc]
         self.rewritten += 1
         n, cin, h, wd = xs
         _, cout, kh, kw = ws
-        weight = w.value.numpy()  # [Cin, Cout, kh, kw] -> [Cout*kh*kw, Cin, 1, 1]
-        packed = np.ascontiguousarray(weight.transpose(1, 2, 3, 0).reshape(cout * kh * kw, cin))
-        kernel = relax.const(packed.reshape(cout * kh * kw, cin, 1, 1))
-        y = self._emit(relax.op.nn.conv2d(x, kernel))
-        y = self._emit(relax.op.reshape(y, [n, cout, kh, kw, h, wd]))
-        y = self._emit(relax.op.permute_dims(y, [0, 1, 4, 2, 5, 3]))
-        return self._emit(relax.op.reshape(y, [n, cout, h * kh, wd * kw]))
+        kernel = conv_transpose_blocks(n, cin, cout, h, wd, kh, kw)
+        return self._kernel(kernel, "conv_transpose_blocks", [x, w], [n, cout, h * kh, wd * kw])
+
+    def _sigmoid(self, call: Any) -> Any:
+        # sigmoid(x) = (1 + tanh(x/2)) / 2; FastMathTransform then lowers tanh to a rational
+        # approximation that vectorizes, where TVM's sigmoid calls expf per element.
+        if str(getattr(call.ty, "dtype", "")) != "float32":
+            return call
+        self.rewritten += 1
+        half = relax.const(0.5, "float32")
+        tanh = relax.op.tanh(relax.op.multiply(call.args[0], half))
+        return relax.op.add(relax.op.multiply(tanh, half), half)
 
 
 def rewrite_for_cpu(mod: Any) -> tuple[Any, int]:
@@ -168,4 +144,7 @@ def rewrite_for_cpu(mod: Any) -> tuple[Any, int]:
     """
     rewriter = _CpuRewriter(mod)
     new = rewriter.transform()
-    return tvm.relax.transform.DeadCodeElimination()(new), int(rewriter.rewritten)
+    new = tvm.transform.Sequential(
+        [relax.transform.FastMathTransform(), relax.transform.DeadCodeElimination()]
+    )(new)
+    return new, int(rewriter.rewritten)

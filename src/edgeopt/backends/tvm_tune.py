@@ -282,6 +282,13 @@ def _has_record(db: Any, task: Any, target: Any) -> bool:
     return bool(db.get_top_k(db.commit_workload(mod), 1))
 
 
+def _scheduled(task: Any) -> bool:
+    # Hand-scheduled kernels (edgeopt.backends.tvm_kernels) carry this attribute on the
+    # function; MetaSchedule checks it only on the task's module, so it would tune them.
+    func = task.dispatched[0]["main"]
+    return bool(func.attrs is not None and func.attrs.get("tirx.is_scheduled", False))
+
+
 def _work(task: Any) -> float:
     try:
         from tvm.s_tir.analysis import estimate_tir_flops  # type: ignore[import-untyped]
@@ -331,7 +338,11 @@ def tune(
     extracted = ms.relax_integration.extract_tasks(mod, target)
     # Heaviest kernels first: MetaSchedule's first round visits tasks in this order, so a short
     # budget is spent on the convolutions that dominate latency, not on transposes.
-    todo = sorted((t for t in extracted if not _has_record(db, t, target)), key=_work, reverse=True)
+    todo = sorted(
+        (t for t in extracted if not _scheduled(t) and not _has_record(db, t, target)),
+        key=_work,
+        reverse=True,
+    )
     log.info("tuning %d of %d tasks into %s", len(todo), len(extracted), directory)
     if not todo or trials <= 0:
         return TuneReport(str(directory), len(extracted), 0, 0, time.monotonic() - t0, rebuilt)
