@@ -12,10 +12,15 @@ comparisons as JSON.
 tuned" rows on it; fidelity is still measured against ONNX Runtime fp32 on the original.
 ``--variants`` keeps only the named rows of the usual set (the baseline always stays).
 
+The default models are the two selfie models and a MobileNetV3-Small LR-ASPP segmentation net
+with random weights (``benchmarks/mobilenet_seg.py``). ``--compressed`` (default) adds the best
+int8 and structured-pruned variants on the backends that run them (see ``compressed``).
+
 Usage::
 
-    .venv/bin/python benchmarks/backends_table.py [--tune-seconds 480] [--runs 200]
-        [--models mediapipe-selfie mediapipe-selfie-landscape] [--out backends-table]
+    .venv/bin/python benchmarks/backends_table.py [--tune-seconds 600] [--runs 200]
+        [--models mediapipe-selfie mediapipe-selfie-landscape mobilenetv3-lraspp]
+        [--no-compressed] [--out backends-table]
         [--pre-pass ort_layout --pre-pass-options '{"se_broadcast": false}']
         [--variants "ORT default" "TVM tuned"]
 
@@ -79,15 +84,57 @@ def variants(model: str, threads: int, tuned: dict[str, Any]) -> list[Variant]:
     if get_backend("tvm").is_available():
         out += [
             Variant(name="TVM untuned", model=model, backend="tvm", options={"threads": threads}),
-            Variant(
-                name="TVM tuned, no rewrite",
-                model=model,
-                backend="tvm",
-                options={**tuned, "rewrite": False},
-            ),
             Variant(name="TVM tuned", model=model, backend="tvm", options=tuned),
         ]
     return out
+
+
+def compressed(model: str, threads: int, workdir: Path, bound: float) -> list[Variant]:
+    """The best int8 and pruned variants on the backends that run them.
+
+    int8: static, per-channel, Conv only (the most faithful int8 of ``passes_table.py``), on ORT
+    and on OpenVINO (which runs QDQ models as int8). Pruned: structured channel pruning
+    (sensitivity allocation, least-squares refit), the largest ratio of a small sweep whose mask
+    IoU against ORT fp32 stays >= ``bound``. TVM gets neither: each needs its own tuning run.
+    """
+    art = edgeopt.load(model)
+    calib = evaluation_feeds(art, "builtin", 16, seed=0)
+    checks = evaluation_feeds(art, "builtin", 8, seed=1)
+    reference = run_outputs(art, checks)
+    out: list[Variant] = []
+    ctx = PassContext(workdir=workdir / "int8", calibration=calib, options={"op_types": ["Conv"]})
+    int8 = str(get_pass("quantize").apply(art, ctx).model.path)
+    out.append(Variant(name="ORT int8 (static, Conv only)", model=int8))
+    if get_backend("openvino").is_available():
+        options = {"threads": threads, "precision": "f32"}
+        out.append(
+            Variant(name="OpenVINO int8 (QDQ)", model=int8, backend="openvino", options=options)
+        )
+    best = None
+    for ratio in (0.05, 0.1, 0.2):
+        ctx = PassContext(
+            workdir=workdir / f"pruned{ratio}", calibration=calib, options={"ratio": ratio}
+        )
+        result = get_pass("prune_structured").apply(art, ctx)
+        if result.skipped is not None:
+            continue
+        iou = compare_outputs(reference, run_outputs(result.model, checks)).iou
+        print(f"(structured pruning {ratio:.0%} of multiply-adds: IoU {iou:.4f})")
+        if iou >= bound:
+            best = (ratio, str(result.model.path))
+    if best is not None:
+        out.append(Variant(name=f"ORT pruned {best[0]:.0%} MACs", model=best[1]))
+    return out
+
+
+def model_path(name: str, out: Path) -> str:
+    """A zoo model's verified ONNX file, the benchmark CNN (exported here), or a file path."""
+    if name == "mobilenetv3-lraspp":
+        from mobilenet_seg import export
+
+        path = out / "mobilenetv3-lraspp.onnx"
+        return str(path if path.is_file() else export(path))
+    return str(zoo.pull(name)) if name in zoo.names() else name
 
 
 def pre_pass(model: str, name: str, options: dict[str, Any], workdir: Path) -> str | None:
@@ -106,8 +153,18 @@ def main() -> None:
     """Tune, measure and print the table for each model."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--models", nargs="+", default=["mediapipe-selfie", "mediapipe-selfie-landscape"]
+        "--models",
+        nargs="+",
+        default=["mediapipe-selfie", "mediapipe-selfie-landscape", "mobilenetv3-lraspp"],
+        help="Zoo names, ONNX files, or mobilenetv3-lraspp (benchmarks/mobilenet_seg.py).",
     )
+    parser.add_argument(
+        "--compressed",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Add the best int8 and structured-pruned rows (see compressed()).",
+    )
+    parser.add_argument("--iou-bound", type=float, default=0.98, help="For the pruned row.")
     parser.add_argument(
         "--tune-seconds",
         type=float,
@@ -127,7 +184,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name in args.models:
-        model = str(zoo.pull(name))
+        model = model_path(name, out)
         tune = {
             "threads": args.threads,
             "tune_trials": 100_000,
@@ -149,6 +206,10 @@ def main() -> None:
         chosen = variants(model, args.threads, tuned)
         if args.variants:
             chosen = [v for i, v in enumerate(chosen) if i == 0 or v.name in args.variants]
+        if args.compressed:
+            chosen += compressed(
+                model, args.threads, out / "compressed" / Path(model).stem, args.iou_bound
+            )
         if rewritten:
             label = " ".join(
                 [args.pre_pass, *(f"{k}={json.dumps(v)}" for k, v in pass_options.items())]

@@ -202,3 +202,19 @@ def test_cpu_rewrites_apply_and_keep_the_numbers(tmp_path: Path) -> None:
     for rewrite in (False, True):
         y = edgeopt.compile(model, "tvm", {"rewrite": rewrite}).run({"x": x})["y"]
         np.testing.assert_allclose(y, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_lower_is_the_module_compile_builds(tmp_path: Path) -> None:
+    import tvm
+
+    from backends._models import mini_selfie
+    from edgeopt.backends.tvm import TvmBackend, TvmOptions
+
+    model = edgeopt.load(mini_selfie(tmp_path / "mini_selfie.onnx"))
+    target = tvm.target.Target({"kind": "llvm"})
+    for rewrite in (True, False):
+        mod = TvmBackend().lower(model, TvmOptions(rewrite=rewrite), target)
+        names = {gv.name_hint for gv, _ in mod.functions_items()}
+        assert ("upsample_bilinear_2x" in names) == rewrite
+        assert ("conv_transpose_blocks" in names) == rewrite
+        assert "main" in names

@@ -18,7 +18,7 @@ def _model(
     path: Path, node: object, x_shape: list[int], y_shape: list[int], inits: list[object]
 ) -> Path:
     graph = helper.make_graph(
-        [node],  # type: ignore[list-item]
+        node if isinstance(node, list) else [node],  # type: ignore[list-item]
         "kernel",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)],
@@ -27,7 +27,7 @@ def _model(
     return save_model(graph, path)
 
 
-def _check(model: Path, x: np.ndarray, kernel: str | None) -> None:
+def _check(model: Path, x: np.ndarray, kernel: str | None) -> set[str]:
     import onnx
     from tvm.relax.frontend.onnx import from_onnx
 
@@ -44,6 +44,7 @@ def _check(model: Path, x: np.ndarray, kernel: str | None) -> None:
     y = edgeopt.compile(model, "tvm", {"threads": 2}).run({"x": x})["y"]
     assert y.shape == reference.shape
     np.testing.assert_allclose(y, reference, rtol=1e-5, atol=1e-5)
+    return names
 
 
 def test_upsample_matches_onnx_resize_on_odd_batched_shapes(tmp_path: Path) -> None:
@@ -52,6 +53,24 @@ def test_upsample_matches_onnx_resize_on_odd_batched_shapes(tmp_path: Path) -> N
     model = _model(tmp_path / "resize.onnx", node, [2, 3, 5, 7], [2, 3, 10, 14], [scales])
     x = np.random.default_rng(1).standard_normal((2, 3, 5, 7)).astype(np.float32)
     _check(model, x, "upsample_bilinear_2x")
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_upsample_takes_the_following_skip_add(tmp_path: Path, shared: bool) -> None:
+    rng = np.random.default_rng(5)
+    skip = numpy_helper.from_array(rng.standard_normal((1, 4, 12, 10)).astype(np.float32), "k")
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "s")
+    nodes = [
+        helper.make_node("Resize", ["x", "", "s"], ["u"], mode="linear"),
+        helper.make_node("Add", ["k", "u"], ["a" if shared else "y"]),
+    ]
+    if shared:  # the upsampling has a second user: it must stay for it
+        nodes.append(helper.make_node("Mul", ["a", "u"], ["y"]))
+    model = _model(tmp_path / "up_add.onnx", nodes, [1, 4, 6, 5], [1, 4, 12, 10], [scales, skip])
+    names = _check(
+        model, rng.standard_normal((1, 4, 6, 5)).astype(np.float32), "upsample_bilinear_2x_add"
+    )
+    assert ("upsample_bilinear_2x" in names) == shared
 
 
 def test_other_resizes_stay_with_tvm(tmp_path: Path) -> None:

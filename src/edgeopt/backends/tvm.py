@@ -291,6 +291,54 @@ class TvmBackend:
             )
         return dict(options.target)
 
+    def lower(self, model: ModelArtifact, options: TvmOptions, target: Any) -> Any:
+        """The Relax module that `compile` tunes and builds for ``target``.
+
+        ONNX import (weights as constants), the CPU rewrites (``options.rewrite``), inference
+        decompositions and TVM's zero pipeline (legalize, fold constants, fuse), and with
+        ``options.prepack`` the weights marked layout-free. Tuning elsewhere (over RPC, see
+        `edgeopt.bench.remote_tune`) starts from this module, so its workloads match.
+
+        Raises:
+            UnsupportedOpError: An operator TVM's ONNX frontend cannot convert.
+            BackendError: TVM failed to import or lower the model.
+        """
+        tvm = _tvm()
+        from tvm import relax
+        from tvm.relax.frontend.onnx import from_onnx  # type: ignore[import-untyped]
+
+        proto = model.proto()
+        if options.rewrite:
+            proto = _onnx_rewrites(proto)
+        try:
+            mod = from_onnx(proto, keep_params_in_input=False)
+        except Exception as e:
+            unsupported = _unsupported(e, model)
+            if unsupported is not None:
+                raise unsupported from e
+            raise BackendError(f"tvm could not import {model.path}: {e}") from e
+        try:
+            if options.rewrite:
+                from edgeopt.backends.tvm_rewrite import rewrite_for_cpu
+
+                mod, count = rewrite_for_cpu(mod)
+                log.debug("tvm: rewrote %d operators of %s for CPU", count, model.path)
+            with target:
+                mod = tvm.transform.Sequential(
+                    [
+                        relax.transform.DecomposeOpsForInference(),
+                        relax.transform.CanonicalizeBindings(),
+                        relax.pipeline.zero_pipeline(),
+                    ]
+                )(mod)
+            if options.prepack:
+                # Marks weights (constants here) layout-free, so tuned schedules may ask for
+                # them in a blocked layout; compile folds the rewrite into the constants.
+                mod = relax.transform.AttachAttrLayoutFreeBuffers()(mod)
+        except Exception as e:  # TVMError and friends, raised through the FFI
+            raise BackendError(f"tvm could not lower {model.path}: {e}") from e
+        return mod
+
     def compile(
         self, model: ModelArtifact, options: BackendOptions | Mapping[str, Any] | None = None
     ) -> TvmCompiledModel:
@@ -304,46 +352,18 @@ class TvmBackend:
         opts: TvmOptions = parse_options(self, options)
         tvm = _tvm()
         from tvm import relax
-        from tvm.relax.frontend.onnx import from_onnx  # type: ignore[import-untyped]
 
         target_dict = self.resolve_target(opts)
         try:
             target = tvm.target.Target(target_dict)
         except Exception as e:
             raise ConfigError(f"bad options for backend 'tvm': target {target_dict!r}: {e}") from e
-        proto = model.proto()
-        if opts.rewrite:
-            proto = _onnx_rewrites(proto)
-        try:
-            mod = from_onnx(proto, keep_params_in_input=False)
-        except Exception as e:
-            unsupported = _unsupported(e, model)
-            if unsupported is not None:
-                raise unsupported from e
-            raise BackendError(f"tvm could not import {model.path}: {e}") from e
+        mod = self.lower(model, opts, target)
         tuning = None
         try:
-            if opts.rewrite:
-                from edgeopt.backends.tvm_rewrite import rewrite_for_cpu
-
-                mod, count = rewrite_for_cpu(mod)
-                log.debug("tvm: rewrote %d operators of %s for CPU", count, model.path)
-            with target:
-                mod = tvm.transform.Sequential(
-                    [
-                        relax.transform.DecomposeOpsForInference(),
-                        relax.transform.CanonicalizeBindings(),
-                        relax.pipeline.zero_pipeline(),
-                    ]
-                )(mod)
             tune = opts.tune_trials > 0 or opts.tune_seconds is not None
             if tune or opts.use_database:
                 from edgeopt.backends import tvm_tune
-
-                if opts.prepack:
-                    # Marks weights (constants here) layout-free, so tuned schedules may ask
-                    # for them in a blocked layout; the rewrite is folded away below.
-                    mod = relax.transform.AttachAttrLayoutFreeBuffers()(mod)
 
                 root = Path(opts.cache_dir) if opts.cache_dir else default_cache_dir()
                 db = tvm_tune.database_dir(root, model.sha256(), target_dict)

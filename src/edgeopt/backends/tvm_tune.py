@@ -56,6 +56,7 @@ from tvm.s_tir.meta_schedule.measure_callback import (  # type: ignore[import-un
 from edgeopt.errors import BackendError
 
 __all__ = [
+    "EVALUATOR",
     "PooledBuilder",
     "TuneReport",
     "apply_database",
@@ -69,6 +70,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _FILES = ("database_workload.json", "database_tuning_record.json")
+
+# MetaSchedule's default (min 100 ms per candidate) spends most of a small budget timing; 10 ms
+# still ranks kernels of a few microseconds reliably.
+EVALUATOR = ms.runner.EvaluatorConfig(
+    number=2, repeat=1, min_repeat_ms=10, enable_cpu_cache_flush=False
+)
 
 
 @dataclass(frozen=True)
@@ -315,6 +322,7 @@ def tune(
     seconds: float | None = None,
     trials_per_task: int | None = None,
     threads: int = 1,
+    runner: Any = None,
 ) -> TuneReport:
     """Tune the tasks of ``mod`` that the database in ``directory`` has no record for.
 
@@ -326,6 +334,8 @@ def tune(
         seconds: Time budget; tuning stops at the first measurement after it.
         trials_per_task: Most candidates per task (default: ``trials`` spread over the tasks).
         threads: Threads for the search itself.
+        runner: A MetaSchedule runner (e.g. an ``RPCRunner`` that times candidates on a
+            device); default: a local runner on this machine.
 
     Returns:
         What was tuned.
@@ -349,7 +359,10 @@ def tune(
     per_task = trials_per_task or max(8, -(-trials // len(todo)))
     wide = (trials_per_task or 0) >= 256
     callback = _Deadline(t0 + seconds if seconds else None)
-    with tempfile.TemporaryDirectory(prefix=".tune-", dir=directory.parent) as work:
+    with (
+        tempfile.TemporaryDirectory(prefix=".tune-", dir=directory.parent) as work,
+        meta_schedule_logging(),  # MetaSchedule configures its loggers while making contexts
+    ):
         _publish(directory, Path(work))
         work_db = ms.database.JSONDatabase(work_dir=work)
         contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
@@ -367,40 +380,33 @@ def tune(
             ),
             num_threads=threads,
         )
-        with _torch_hidden():
-            runner = ms.runner.LocalRunner(
-                timeout_sec=30.0,
-                # MetaSchedule's default (min 100 ms per candidate) spends most of a small
-                # budget timing; 10 ms still ranks kernels of a few microseconds reliably.
-                evaluator_config=ms.runner.EvaluatorConfig(
-                    number=2, repeat=1, min_repeat_ms=10, enable_cpu_cache_flush=False
-                ),
-            )
+        if runner is None:
+            with _torch_hidden():
+                runner = ms.runner.LocalRunner(timeout_sec=30.0, evaluator_config=EVALUATOR)
         builder = PooledBuilder(max_workers=threads)
         try:
-            with meta_schedule_logging():
-                ms.tune.tune_tasks(
-                    tasks=contexts,
-                    task_weights=weights,
-                    work_dir=work,
-                    max_trials_global=trials,
-                    max_trials_per_task=per_task,
-                    # Small rounds: every task gets a first round early, so a short budget
-                    # leaves no kernel with TVM's naive untuned loops.
-                    num_trials_per_iter=min(16, per_task),
-                    builder=builder,
-                    runner=runner,
-                    database=work_db,
-                    cost_model=_cost_model(),
-                    measure_callbacks=[*ms.MeasureCallback.create("default"), callback],
-                )
+            ms.tune.tune_tasks(
+                tasks=contexts,
+                task_weights=weights,
+                work_dir=work,
+                max_trials_global=trials,
+                max_trials_per_task=per_task,
+                # Small rounds: every task gets a first round early, so a short budget
+                # leaves no kernel with TVM's naive untuned loops.
+                num_trials_per_iter=min(16, per_task),
+                builder=builder,
+                runner=runner,
+                database=work_db,
+                cost_model=_cost_model(),
+                measure_callbacks=[*ms.MeasureCallback.create("default"), callback],
+            )
         except Exception as e:  # TVM raises its own FFI error types
             if not callback.spent:
                 raise BackendError(f"tvm: MetaSchedule tuning failed in {work}: {e}") from e
             log.info("tuning budget of %s s spent after %d trials", seconds, callback.trials)
         finally:
             with contextlib.suppress(Exception):
-                runner.pool.shutdown()
+                runner.pool.shutdown()  # a LocalRunner's workers; an RPCRunner has its own
             with contextlib.suppress(Exception):
                 builder.shutdown()
         _publish(Path(work), directory)
