@@ -72,7 +72,8 @@ def variants(model: str, threads: int, tuned: dict[str, Any]) -> list[Variant]:
                 options={"threads": threads, "precision": "auto"},
             ),
         ]
-    if get_backend("litert").is_available():
+    from_tflite = edgeopt.load(model).metadata.get("props", {}).get("edgeopt.source_format")
+    if get_backend("litert").is_available() and from_tflite == "tflite":
         out.append(
             Variant(
                 name="LiteRT (XNNPACK, .tflite)",

@@ -55,24 +55,6 @@ def test_upsample_matches_onnx_resize_on_odd_batched_shapes(tmp_path: Path) -> N
     _check(model, x, "upsample_bilinear_2x")
 
 
-@pytest.mark.parametrize("shared", [False, True])
-def test_upsample_takes_the_following_skip_add(tmp_path: Path, shared: bool) -> None:
-    rng = np.random.default_rng(5)
-    skip = numpy_helper.from_array(rng.standard_normal((1, 4, 12, 10)).astype(np.float32), "k")
-    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "s")
-    nodes = [
-        helper.make_node("Resize", ["x", "", "s"], ["u"], mode="linear"),
-        helper.make_node("Add", ["k", "u"], ["a" if shared else "y"]),
-    ]
-    if shared:  # the upsampling has a second user: it must stay for it
-        nodes.append(helper.make_node("Mul", ["a", "u"], ["y"]))
-    model = _model(tmp_path / "up_add.onnx", nodes, [1, 4, 6, 5], [1, 4, 12, 10], [scales, skip])
-    names = _check(
-        model, rng.standard_normal((1, 4, 6, 5)).astype(np.float32), "upsample_bilinear_2x_add"
-    )
-    assert ("upsample_bilinear_2x" in names) == shared
-
-
 def test_other_resizes_stay_with_tvm(tmp_path: Path) -> None:
     scales = numpy_helper.from_array(np.array([1, 1, 3, 3], np.float32), "s")
     node = helper.make_node("Resize", ["x", "", "s"], ["y"], mode="linear")

@@ -37,53 +37,14 @@ def _f32(value: float) -> Any:
     return tvm.tirx.const(value, "float32")
 
 
-def _plus(value: Any, skip: Any, *index: Any) -> Any:
-    return value if skip is None else value + skip[index]
-
-
-def upsample_bilinear_2x(n: int, c: int, h: int, w: int, residual: bool = False) -> Any:
+def upsample_bilinear_2x(n: int, c: int, h: int, w: int) -> Any:
     """2x bilinear upsampling of an NCHW float32 tensor, ONNX ``half_pixel`` (edge clamped).
 
     Output row ``2i`` blends input rows ``i`` and ``i-1`` 3:1, row ``2i+1`` rows ``i`` and
-    ``i+1`` (clamped at the border); columns the same way. Needs ``h, w >= 2``. With
-    ``residual`` the kernel takes a second input of the output's shape and adds it (the skip
-    connection that follows each upsampling in a U-Net decoder), saving a pass over memory.
+    ``i+1`` (clamped at the border); columns the same way. Needs ``h, w >= 2``.
     """
+
     near, far = _f32(0.75), _f32(0.25)
-
-    @T.macro
-    def body(x: Any, skip: Any, y: Any) -> None:
-        for row in T.parallel(n * c * h):
-            v = T.decl_buffer((w,), "float32", scope="local")  # the vertical blend
-            b = row // (c * h)
-            ch = row // h % c
-            i = row % h
-            for p in T.unroll(2):
-                r = 2 * i + p
-                i2 = T.if_then_else(p == 0, T.max(i - 1, 0), T.min(i + 1, h - 1))
-                for j in T.vectorized(w):
-                    v[j] = x[b, ch, i, j] * near + x[b, ch, i2, j] * far
-                y[b, ch, r, 0] = _plus(v[0], skip, b, ch, r, 0)
-                for j in T.serial(w - 1):
-                    left = v[j] * near + v[j + 1] * far
-                    right = v[j + 1] * near + v[j] * far
-                    y[b, ch, r, 2 * j + 1] = _plus(left, skip, b, ch, r, 2 * j + 1)
-                    y[b, ch, r, 2 * j + 2] = _plus(right, skip, b, ch, r, 2 * j + 2)
-                y[b, ch, r, 2 * w - 1] = _plus(v[w - 1], skip, b, ch, r, 2 * w - 1)
-
-    if residual:
-
-        @T.prim_func(private=True, s_tir=True)
-        def upsample_add(
-            x: T.Buffer((n, c, h, w), "float32"),
-            skip: T.Buffer((n, c, 2 * h, 2 * w), "float32"),
-            y: T.Buffer((n, c, 2 * h, 2 * w), "float32"),
-        ) -> None:
-            T.func_attr(_ATTRS)
-            with T.sblock("root"):
-                body(x, skip, y)
-
-        return upsample_add
 
     @T.prim_func(private=True, s_tir=True)
     def upsample(
@@ -91,7 +52,20 @@ def upsample_bilinear_2x(n: int, c: int, h: int, w: int, residual: bool = False)
     ) -> None:
         T.func_attr(_ATTRS)
         with T.sblock("root"):
-            body(x, None, y)
+            for row in T.parallel(n * c * h):
+                v = T.decl_buffer((w,), "float32", scope="local")  # the vertical blend
+                b = row // (c * h)
+                ch = row // h % c
+                i = row % h
+                for p in T.unroll(2):
+                    i2 = T.if_then_else(p == 0, T.max(i - 1, 0), T.min(i + 1, h - 1))
+                    for j in T.vectorized(w):
+                        v[j] = x[b, ch, i, j] * near + x[b, ch, i2, j] * far
+                    y[b, ch, 2 * i + p, 0] = v[0]
+                    for j in T.serial(w - 1):
+                        y[b, ch, 2 * i + p, 2 * j + 1] = v[j] * near + v[j + 1] * far
+                        y[b, ch, 2 * i + p, 2 * j + 2] = v[j + 1] * near + v[j] * far
+                    y[b, ch, 2 * i + p, 2 * w - 1] = v[w - 1]
 
     return upsample
 

@@ -6,8 +6,7 @@ found about 1 ms in kernels whose cost tuning cannot touch, because it lies in T
 definitions rather than in their schedules:
 
 - ``image.resize2d`` (bilinear, ``half_pixel``, exactly 2x): 0.63 ms for the three decoder
-  upsamplings. Now a call to a hand-scheduled kernel (`edgeopt.backends.tvm_kernels`), which
-  also takes the skip connection's ``add`` that follows it when there is one.
+  upsamplings. Now a call to a hand-scheduled kernel (`edgeopt.backends.tvm_kernels`).
 - ``nn.conv2d_transpose`` with stride equal to kernel, no padding, one group (the model's last
   layer, 16 -> 1 channels, 2x2 stride 2): TVM dilates the input with zeros and convolves
   densely; an earlier rewrite as a 1x1 conv plus depth-to-space still cost 0.2 ms. Now a
@@ -54,7 +53,6 @@ class _CpuRewriter(PyExprMutator):  # type: ignore[misc]
         super().__init__(mod)
         self.mod_ = mod
         self.rewritten = 0
-        self.upsampled: dict[Any, tuple[Any, list[int]]] = {}  # output var -> (input, shape)
 
     def transform(self) -> Any:
         for gv, func in self.mod_.functions_items():
@@ -71,8 +69,6 @@ class _CpuRewriter(PyExprMutator):  # type: ignore[misc]
             return self._conv_transpose(call)
         if op == "relax.sigmoid":
             return self._sigmoid(call)
-        if op == "relax.add":
-            return self._upsample_add(call)
         return call
 
     def _kernel(self, func: Any, name: str, args: list[Any], shape: list[int]) -> Any:
@@ -98,27 +94,7 @@ class _CpuRewriter(PyExprMutator):  # type: ignore[misc]
         ):
             return call
         self.rewritten += 1
-        n, c, h, w = shape
-        y = self._kernel(upsample_bilinear_2x(n, c, h, w), "upsample_bilinear_2x", [x], out)
-        self.upsampled[y] = (x, shape)
-        return y
-
-    def _upsample_add(self, call: Any) -> Any:
-        # add(upsample(x), skip) of equal shapes -> one kernel. Should the upsampling have
-        # other users, it stays for them (correct, one pass of extra work).
-        for arg, skip in (call.args, call.args[::-1]):
-            up = arg
-            while isinstance(up, relax.Var) and up not in self.upsampled:
-                bound = self.lookup_binding(up)  # the binding's var aliases the kernel's
-                if not isinstance(bound, relax.Var):
-                    break
-                up = bound
-            out = _static_shape(up)
-            if up in self.upsampled and out is not None and _static_shape(skip) == out:
-                x, (n, c, h, w) = self.upsampled[up]
-                kernel = upsample_bilinear_2x(n, c, h, w, residual=True)
-                return self._kernel(kernel, "upsample_bilinear_2x_add", [x, skip], out)
-        return call
+        return self._kernel(upsample_bilinear_2x(*shape), "upsample_bilinear_2x", [x], out)
 
     def _conv_transpose(self, call: Any) -> Any:
         attrs = call.attrs
