@@ -90,3 +90,67 @@ def test_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"unknown model format '\.h5'"):
         (tmp_path / "m.h5").write_bytes(b"x")
         convert(tmp_path / "m.h5", tmp_path / "o.onnx")
+
+
+class _Payload:
+    """Unpickling this runs ``touch MARKER``: the attack a hostile .pt2 carries."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _hostile_pt2(net: SmallNet, tmp_path: Path, how: str) -> tuple[Path, Path]:
+    """A real ExportedProgram archive turned hostile ``how``; returns (archive, marker).
+
+    ``use_pickle``: conv.weight's config entry says pickled, its file is a torch.save'd
+    object whose unpickling runs a command. ``sample_inputs``: the sample inputs are one.
+    """
+    import io
+    import json
+    import zipfile
+
+    marker = tmp_path / f"pwned-{how}"
+    good = tmp_path / "good.pt2"
+    torch.export.save(torch.export.export(net, (torch.zeros(1, 3, 8, 8),)), str(good))
+    buf = io.BytesIO()
+    torch.save(_Payload(marker), buf)
+    payload = buf.getvalue()
+    with zipfile.ZipFile(good) as src:
+        items = {i.filename: src.read(i.filename) for i in src.infolist()}
+    target = ""
+    for name, data in items.items():
+        if how == "use_pickle" and name.endswith("model_weights_config.json"):
+            config = json.loads(data)
+            config["config"]["conv.weight"]["use_pickle"] = True
+            items[name] = json.dumps(config).encode()
+            target = "/data/weights/" + config["config"]["conv.weight"]["path_name"]
+        if how == "sample_inputs" and "/data/sample_inputs/" in name:
+            target = name
+    for name in items:
+        if name.endswith(target):
+            items[name] = payload
+    evil = tmp_path / f"evil-{how}.pt2"
+    with zipfile.ZipFile(evil, "w") as dst:
+        for name, data in items.items():
+            dst.writestr(name, data)
+    return evil, marker
+
+
+@pytest.mark.parametrize("how", ["use_pickle", "sample_inputs"])
+def test_pt2_with_pickled_code_is_refused_before_torch_runs_it(
+    net: SmallNet, tmp_path: Path, how: str
+) -> None:
+    evil, marker = _hostile_pt2(net, tmp_path, how)
+    out = tmp_path / "x.onnx"
+    result = CliRunner().invoke(
+        app, ["convert", str(evil), "-o", str(out), "--input-shape", "1,3,8,8"]
+    )
+    assert not marker.exists(), "the pickle's code ran"
+    assert result.exit_code == 1
+    assert "pickle" in result.output and str(evil) in result.output.replace("\n", "")
+    assert not out.exists()
