@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import TensorProto, helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parents[1]
 OPSET = 17
@@ -40,3 +40,22 @@ def conv_relu_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarr
             patch = xp[:, :, i : i + h, j : j + wd]
             out += np.einsum("nchw,oc->nohw", patch, w[:, :, i, j])
     return np.maximum(out + b[None, :, None, None], 0).astype(np.float32)
+
+
+def make_red_model(path: Path, size: tuple[int, int] = (32, 32)) -> Path:
+    """A segmentation model whose person probability is sigmoid(40 * (red - 0.5))."""
+    h, w = size
+    weights = numpy_helper.from_array(np.array([[40.0], [0.0], [0.0]], np.float32), "w")
+    bias = numpy_helper.from_array(np.array([-20.0], np.float32), "b")
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["input_1", "w"], ["mm"]),
+            helper.make_node("Add", ["mm", "b"], ["logit"]),
+            helper.make_node("Sigmoid", ["logit"], ["prob"]),
+        ],
+        "red_person",
+        [helper.make_tensor_value_info("input_1", TensorProto.FLOAT, [1, h, w, 3])],
+        [helper.make_tensor_value_info("prob", TensorProto.FLOAT, [1, h, w, 1])],
+        [weights, bias],
+    )
+    return save_model(graph, path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from _helpers import ROOT, conv_weights, save_model
+from _helpers import ROOT, conv_weights, make_red_model, save_model
 
 
 @pytest.fixture
@@ -66,3 +66,29 @@ def models_dir() -> Path:
             f"{folder}/mediapipe-selfie is absent; set EDGEOPT_MODELS_DIR to the verified models"
         )
     return folder
+
+
+@pytest.fixture
+def red_model(tmp_path: Path) -> Path:
+    """Path of the tiny red-is-person model."""
+    return make_red_model(tmp_path / "red.onnx")
+
+
+@pytest.fixture(scope="session")
+def zoo_cache(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """EDGEOPT_MODELS_DIR / EDGEOPT_CACHE_DIR set for the session; skips without the models."""
+    if not (models_dir / "mediapipe-selfie" / "selfie_segmentation.tflite").is_file():
+        pytest.skip(f"the verified MediaPipe models are not in {models_dir}")
+    cache = tmp_path_factory.mktemp("zoo-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGEOPT_MODELS_DIR", str(models_dir))
+        mp.setenv("EDGEOPT_CACHE_DIR", str(cache))
+        yield cache
+
+
+@pytest.fixture(scope="session")
+def selfie_model(zoo_cache: Path) -> Path:
+    """The general MediaPipe selfie model, converted and verified by the zoo."""
+    from edgeopt import zoo
+
+    return zoo.pull("mediapipe-selfie", Path(os.environ["EDGEOPT_MODELS_DIR"]))

@@ -21,6 +21,7 @@ from edgeopt.errors import (
     PluginError,
     UnsafeModelError,
     UnsupportedOpError,
+    WriteError,
 )
 from edgeopt.registry import backend_names, get_backend, pass_names
 
@@ -44,6 +45,7 @@ __all__ = [
     "UnsafeModelError",
     "UnsupportedOpError",
     "Variant",
+    "WriteError",
     "__version__",
     "backend_names",
     "benchmark",

@@ -123,15 +123,37 @@ def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
 def _iter_tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
     """Every initializer and constant tensor in the graph, subgraphs included."""
     tensors = list(graph.initializer)
+    for sparse in graph.sparse_initializer:
+        tensors.extend((sparse.values, sparse.indices))
     for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.TENSOR:
-                tensors.append(attr.t)
-            elif attr.type == onnx.AttributeProto.GRAPH:
-                tensors.extend(_iter_tensors(attr.g))
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for g in attr.graphs:
-                    tensors.extend(_iter_tensors(g))
+        tensors.extend(_node_tensors(node))
+    return tensors
+
+
+def _node_tensors(node: onnx.NodeProto) -> list[onnx.TensorProto]:
+    """The tensors in a node's attributes: TENSOR(S), SPARSE_TENSOR(S), and in GRAPH(S)."""
+    tensors: list[onnx.TensorProto] = []
+    for attr in node.attribute:
+        tensors.extend([attr.t] if attr.HasField("t") else [])
+        tensors.extend(attr.tensors)
+        for sparse in (
+            *([attr.sparse_tensor] if attr.HasField("sparse_tensor") else []),
+            *attr.sparse_tensors,
+        ):
+            tensors.extend((sparse.values, sparse.indices))
+        if attr.HasField("g"):
+            tensors.extend(_iter_tensors(attr.g))
+        for g in attr.graphs:
+            tensors.extend(_iter_tensors(g))
+    return tensors
+
+
+def _model_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
+    """Every tensor of the model: the main graph's and those in local function bodies."""
+    tensors = _iter_tensors(model.graph)
+    for function in model.functions:
+        for node in function.node:
+            tensors.extend(_node_tensors(node))
     return tensors
 
 
@@ -139,7 +161,7 @@ def _check_external_data(model: onnx.ModelProto, path: Path) -> int:
     """Refuse external-data references that leave the model's folder; return their total size."""
     base = path.parent.resolve()
     total = 0
-    for tensor in _iter_tensors(model.graph):
+    for tensor in _model_tensors(model):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
         info = {e.key: e.value for e in tensor.external_data}

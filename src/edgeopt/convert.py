@@ -16,7 +16,7 @@ from pathlib import Path
 
 import onnx
 
-from edgeopt._fs import atomic_path
+from edgeopt._fs import atomic_path, cache_dir, check_distinct, read_verified, record_sha256
 from edgeopt.artifact import ModelArtifact, load_onnx
 from edgeopt.errors import ConfigError, ModelLoadError
 
@@ -43,8 +43,6 @@ def converter_hash() -> str:
 
 
 def _default_output(src: Path) -> Path:
-    from edgeopt.zoo import cache_dir
-
     h = hashlib.sha256(src.read_bytes())
     if src.suffix.lower() == ".tflite":
         h.update(converter_hash().encode())
@@ -82,6 +80,8 @@ def convert(
         raise ConfigError(f"{src}: unknown model format {suffix!r}; edgeopt imports {known}")
     if layout not in ("nhwc", "nchw"):
         raise ConfigError(f"layout must be 'nhwc' or 'nchw', not {layout!r}")
+    if output is not None:
+        check_distinct(src, output)
     if suffix == ".onnx":
         artifact = load_onnx(src)
         if output is None:
@@ -99,12 +99,14 @@ def convert(
     from edgeopt.frontends.tflite import convert_tflite
 
     target = Path(output) if output is not None else _default_output(src)
-    if output is None and layout == "nhwc" and target.is_file():
-        return load_onnx(target)
-    model = convert_tflite(src, layout="nchw" if layout == "nchw" else "nhwc")
     if output is None and layout != "nhwc":
         target = target.with_name(f"{target.stem}-{layout}.onnx")
+    if output is None and read_verified(target):
+        return load_onnx(target)
+    model = convert_tflite(src, layout="nchw" if layout == "nchw" else "nhwc")
     with atomic_path(target, suffix=".onnx") as tmp:
         onnx.save(model, str(tmp))
         load_onnx(tmp)
+    if output is None:
+        record_sha256(target)
     return load_onnx(target)

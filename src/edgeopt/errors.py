@@ -14,6 +14,7 @@ Messages name the object, the problem and the fix.
     ├── BackendUnavailableError   a backend whose library is not installed (with the install hint)
     ├── BackendError              a backend failed to compile, run, save or load
     ├── ConfigError               a bad option, recipe or argument
+    ├── WriteError                an output could not be written (disk full, permission, ...)
     ├── PluginError               an unknown or broken plugin name
     ├── BenchmarkError            a benchmark worker failed
     └── ModelFetchError           a model could not be fetched or failed its checksum
@@ -33,6 +34,7 @@ __all__ = [
     "PluginError",
     "UnsafeModelError",
     "UnsupportedOpError",
+    "WriteError",
 ]
 
 
@@ -90,6 +92,10 @@ class BackendError(EdgeoptError):
 
 class ConfigError(EdgeoptError):
     """A bad option value, recipe or command-line argument."""
+
+
+class WriteError(EdgeoptError):
+    """An output could not be written (no space, no permission, read-only); the old file stays."""
 
 
 class PluginError(EdgeoptError):

@@ -13,15 +13,16 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgeopt._fs import atomic_path, atomic_write_text
+from edgeopt._fs import atomic_path, atomic_write_text, remove_stale
 from edgeopt.artifact import ModelArtifact, load_onnx
 from edgeopt.bench.fidelity import compare_outputs, evaluation_feeds, preprocessing_for, run_outputs
 from edgeopt.errors import ConfigError
@@ -176,6 +177,27 @@ def run_pipeline(
     out.mkdir(parents=True, exist_ok=True)
     calibration = data_feeds(source, recipe.data, recipe.data.calibration_count, recipe.data.seed)
     evaluation = data_feeds(source, recipe.data, recipe.data.evaluation_count, recipe.data.seed + 1)
+    remove_stale(out, _WORK_PREFIX)  # step folders of a killed run
+    work = Path(tempfile.mkdtemp(prefix=f"{_WORK_PREFIX}{os.getpid()}-", dir=out))
+    try:
+        return _run_steps(source, recipe, out, work, calibration, evaluation, progress)
+    finally:  # an error, Ctrl-C or SIGTERM leaves no half-made step folder behind
+        shutil.rmtree(work, ignore_errors=True)
+
+
+_WORK_PREFIX = ".steps-edgeopt-"
+
+
+def _run_steps(
+    source: ModelArtifact,
+    recipe: Recipe,
+    out: Path,
+    work: Path,
+    calibration: tuple[Mapping[str, np.ndarray], ...],
+    evaluation: Sequence[Mapping[str, np.ndarray]],
+    progress: StepProgress | None,
+) -> PipelineReport:
+    """The passes, in ``work``; its steps/ folder replaces ``out/steps`` when all succeeded."""
     reference = run_outputs(source, evaluation, recipe.backend)
     current = source
     steps: list[StepReport] = []
@@ -184,7 +206,7 @@ def run_pipeline(
             progress(i, len(recipe.passes), step.name)
         impl = get_pass(step.name)
         ctx = PassContext(
-            workdir=out / "steps" / f"{i:02d}-{step.name}",
+            workdir=work / "steps" / f"{i:02d}-{step.name}",
             calibration=calibration if "calibration" in tuple(impl.requires) else (),
             options=step.options,
         )
@@ -207,13 +229,16 @@ def run_pipeline(
                 seconds=seconds,
                 size_bytes=current.size_bytes,
                 fidelity=fidelity,
-                model=str(current.path),
+                model=str(current.path).replace(str(work), str(out), 1),
                 details=dict(result.report),
             )
         )
     final = out / "model.onnx"
     with atomic_path(final) as tmp:
         shutil.copyfile(current.path, tmp)
+    if (work / "steps").is_dir():
+        shutil.rmtree(out / "steps", ignore_errors=True)
+        (work / "steps").replace(out / "steps")
     last = next((s.fidelity for s in reversed(steps) if s.fidelity is not None), None)
     report = PipelineReport(
         source=str(source.path),

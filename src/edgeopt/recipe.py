@@ -127,7 +127,11 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except OSError as e:
         raise ConfigError(f"{p}: cannot read the recipe: {e}") from e
-    except yaml.YAMLError as e:
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{p}: the recipe is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8"
+        ) from e
+    except (yaml.YAMLError, RecursionError) as e:
         raise ConfigError(f"{p}: not valid YAML: {e}") from e
     if not isinstance(data, dict):
         raise ConfigError(

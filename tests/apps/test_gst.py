@@ -119,6 +119,33 @@ def test_bad_model_fails_the_pipeline_with_its_reason() -> None:
         )
 
 
+def test_threads_out_of_range_fails_the_pipeline_with_its_reason(red_model: Path) -> None:
+    with pytest.raises(gst.VideoError, match=r"threads=-1 is out of range: give 0\.\.256"):
+        gst.launch(
+            "videotestsrc num-buffers=2 ! video/x-raw,format=RGB ! "
+            f"edgeoptbgremove model={red_model} threads=-1 ! fakesink"
+        )
+
+
+def test_huge_model_input_posts_an_error_not_a_traceback(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper
+
+    from _helpers import save_model
+
+    graph = helper.make_graph(
+        [helper.make_node("Sigmoid", ["x"], ["y"])],
+        "huge",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 100_000, 100_000, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 100_000, 100_000, 1])],
+    )
+    path = save_model(graph, tmp_path / "huge.onnx")
+    with pytest.raises(gst.VideoError, match="memory"):
+        gst.launch(
+            "videotestsrc num-buffers=2 ! video/x-raw,format=RGB,width=64,height=48 ! "
+            f"edgeoptbgremove model={path} ! fakesink"
+        )
+
+
 @pytest.fixture
 def gst_launch(tmp_path: Path) -> Callable[[str], subprocess.CompletedProcess[str]]:
     """Run gst-launch-1.0 with the plugin's environment and a private plugin registry."""

@@ -108,3 +108,15 @@ def test_optimized_segmenter_is_cached_and_gives_the_same_masks(selfie_model: Pa
         want, got = plain.infer(x), fast.infer(x)
         assert float(np.abs(want - got).max()) < 1e-4
         assert mask_iou(want, got) > 0.999
+
+
+def test_stage_times_stay_bounded_over_a_long_run() -> None:
+    from edgeopt.apps.background.segmenter import StageTimes
+
+    times = StageTimes(window=1000)
+    for i in range(50_000):
+        times.add("infer", float(i))
+    assert len(times.samples("infer")) == 1000  # the record per stage does not grow
+    assert times.counts["infer"] == 50_000
+    p50, _ = times.percentiles("infer")
+    assert p50 == pytest.approx(49_499.5)  # over the recent window only

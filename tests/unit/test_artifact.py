@@ -148,3 +148,62 @@ def test_external_data_missing_or_short(tmp_path: Path) -> None:
     (tmp_path / "w.bin").write_bytes(b"\0" * 8)
     with pytest.raises(ModelLoadError, match=r"runs past the end of 'w\.bin'"):
         load_onnx(_external_model(tmp_path, "w.bin"))
+
+
+def _external_tensor(location: str) -> onnx.TensorProto:
+    tensor = onnx.TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[4])
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", "16")):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return tensor
+
+
+@pytest.mark.parametrize("where", ["tensors attribute", "function body"])
+def test_external_data_traversal_refused_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (tmp_path / "secret.bin").write_bytes(b"\0" * 16)
+    bad = helper.make_node("Constant", [], ["c"])
+    attr = bad.attribute.add()
+    attr.name, attr.type = "value", onnx.AttributeProto.TENSOR
+    attr.t.CopyFrom(_external_tensor("../secret.bin"))
+    if where == "tensors attribute":
+        odd = helper.make_node("Identity", ["x"], ["y"], domain="")
+        a = odd.attribute.add()
+        a.name, a.type = "extra", onnx.AttributeProto.TENSORS
+        a.tensors.append(_external_tensor("../secret.bin"))
+        nodes, functions = [odd], []
+    else:
+        body = onnx.FunctionProto(
+            name="F",
+            domain="local",
+            input=[],
+            output=["c"],
+            node=[bad],
+            opset_import=[helper.make_opsetid("", 17)],
+        )
+        nodes = [
+            helper.make_node("F", [], ["c"], domain="local"),
+            helper.make_node("Add", ["x", "c"], ["y"]),
+        ]
+        functions = [body]
+    graph = helper.make_graph(
+        nodes,
+        "ext",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("local", 1)],
+        functions=functions,
+    )
+    model.ir_version = 8
+    path = model_dir / "model.onnx"
+    path.write_bytes(model.SerializeToString())
+    monkeypatch.chdir(tmp_path)  # the verdict must not depend on the current folder
+    with pytest.raises(UnsafeModelError, match="outside the model's folder"):
+        load_onnx(path)

@@ -32,8 +32,7 @@ def test_pull_converts_verifies_and_caches(name: str, cache: Path, models_dir: P
     entry = zoo.get(name)
     path = zoo.pull(name, models_dir=models_dir)
     assert path == cache / name / "model.onnx"
-    meta = json.loads((cache / name / "model.json").read_text())
-    assert meta["source_sha256"] == entry.sha256
+    assert zoo._sha256((cache / name / entry.filename).read_bytes()) == entry.sha256
     art = edgeopt.load(path)
     h, w = entry.input_size
     assert [(s.name, s.shape) for s in art.inputs] == [(entry.input_name, (1, h, w, 3))]
@@ -43,11 +42,31 @@ def test_pull_converts_verifies_and_caches(name: str, cache: Path, models_dir: P
     assert path.stat().st_mtime_ns == mtime  # second pull reuses the cache
 
 
-def test_tampered_cache_is_rebuilt(cache: Path, models_dir: Path) -> None:
+@pytest.mark.parametrize("damage", ["truncated", "empty", "another valid model"])
+def test_tampered_cache_is_rebuilt(
+    cache: Path, models_dir: Path, conv_model: Path, damage: str
+) -> None:
     path = zoo.pull("mediapipe-selfie", models_dir=models_dir)
     good = path.read_bytes()
-    path.write_bytes(good[: len(good) // 2])
+    bad = {
+        "truncated": good[: len(good) // 2],
+        "empty": b"",
+        "another valid model": conv_model.read_bytes(),  # a record beside it would not help
+    }[damage]
+    path.write_bytes(bad)
+    (path.parent / "model.json").write_text(
+        json.dumps({"onnx_sha256": zoo._sha256(bad), "source_sha256": "forged"})
+    )
     assert zoo.pull("mediapipe-selfie", models_dir=models_dir).read_bytes() == good
+
+
+def test_tampered_cached_source_is_fetched_again(cache: Path, models_dir: Path) -> None:
+    path = zoo.pull("mediapipe-selfie", models_dir=models_dir)
+    good = path.read_bytes()
+    source = cache / "mediapipe-selfie" / "selfie_segmentation.tflite"
+    source.write_bytes(source.read_bytes()[:-10] + b"0123456789")
+    assert zoo.pull("mediapipe-selfie", models_dir=models_dir).read_bytes() == good
+    assert zoo._sha256(source.read_bytes()) == zoo.get("mediapipe-selfie").sha256
 
 
 def test_corrupt_offline_copy_is_refused(cache: Path, tmp_path: Path, models_dir: Path) -> None:

@@ -8,11 +8,13 @@ same input checking, with messages that name the input and the fix.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
+import psutil
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeopt.artifact import ModelArtifact, TensorSpec
@@ -138,9 +140,17 @@ def random_feeds(
     """
     rng = np.random.default_rng(seed)
     feeds = {}
+    available = psutil.virtual_memory().available
     for spec in specs:
         shape = spec.concrete_shape(dims)
         dtype = np.dtype(spec.dtype)
+        need = math.prod(shape) * max(dtype.itemsize, 4)
+        if need > available // 2:
+            raise InputMismatchError(
+                f"input {spec.name!r} of shape {tuple(shape)} needs {need / 2**30:.1f} GiB of "
+                f"memory, more than half of the {available / 2**30:.1f} GiB available: give "
+                "the model a smaller input shape"
+            )
         if dtype.kind == "f":
             feeds[spec.name] = rng.random(shape, dtype=np.float32).astype(dtype)
         elif dtype.kind in "iu":

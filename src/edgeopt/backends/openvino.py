@@ -20,6 +20,7 @@ The library is imported only when a model is compiled or loaded, never to list b
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import re
@@ -161,6 +162,7 @@ class OpenVinoCompiledModel:
         atomic_write_bytes(directory / _BLOB, data)
         meta = {
             "backend": "openvino",
+            "sha256": hashlib.sha256(data).hexdigest(),
             "openvino": str(_ov().__version__),
             "options": self.options.model_dump(mode="json"),
             "inputs": [_spec_json(s) for s in self.inputs],
@@ -232,6 +234,11 @@ class OpenVinoBackend:
                 f"{directory}: not a saved openvino model ({_META} or {_BLOB} missing or "
                 f"corrupt): {e}"
             ) from e
+        if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
+            raise BackendError(
+                f"{directory / _BLOB}: the blob is damaged or was changed (its sha256 differs "
+                f"from the one saved in {_META}); compile the model again"
+            )
         core = _ov().Core()
         config = _config(options)
         config.pop("CACHE_DIR", None)

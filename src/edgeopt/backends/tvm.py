@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from edgeopt._fs import atomic_path, atomic_write_text, file_sha256
+from edgeopt._fs import atomic_path, atomic_write_text, cache_dir, file_sha256
 from edgeopt.artifact import ModelArtifact, TensorSpec
 from edgeopt.backends.base import BackendOptions, check_feeds, parse_options
 from edgeopt.errors import (
@@ -111,12 +111,7 @@ def _tvm() -> Any:
 
 def default_cache_dir() -> Path:
     """Where tuning databases live unless ``cache_dir`` says otherwise."""
-    env = os.environ.get("EDGEOPT_CACHE_DIR")
-    if env:
-        return Path(env) / "tvm"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("edgeopt")) / "tvm"
+    return cache_dir() / "tvm"
 
 
 def host_target(threads: int | None = None) -> dict[str, Any]:
@@ -419,6 +414,11 @@ class TvmBackend:
             raise BackendError(
                 f"{directory}: not a saved tvm model ({_META} missing or corrupt): {e}"
             ) from e
+        if library.resolve().parent != directory.resolve():
+            raise BackendError(
+                f"{directory}: {_META} names a library outside its folder ({meta['library']!r}); "
+                "refusing to load it: an artifact's files must sit in its own folder"
+            )
         if library.name not in ("model.so", "model.tar") or not library.is_file():
             raise BackendError(f"{directory}: the library {library.name} is missing; compile again")
         if file_sha256(library) != expected:

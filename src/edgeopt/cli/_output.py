@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -12,9 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edgeopt._fs import os_error_message
 from edgeopt.errors import EdgeoptError
 
-__all__ = ["STATE", "console", "guard", "print_table"]
+__all__ = ["STATE", "Terminated", "console", "guard", "install_signal_handlers", "print_table"]
 
 # Piped output (logs, CI) gets wide tables instead of columns squeezed to 80 characters.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -36,18 +39,59 @@ STATE = {"verbose": False}
 """Global CLI flags, set by the root callback (``-v``)."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an interruption so every ``finally`` and context manager cleans up."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM unwinds like Ctrl-C (outputs closed, temporaries removed) instead of dying."""
+    with contextlib.suppress(ValueError):  # not the main thread: leave the default
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _one_line(e: BaseException) -> tuple[str, int]:
+    """The message and exit code for an error that reached the command line."""
+    if isinstance(e, EdgeoptError):
+        return str(e), 1
+    if isinstance(e, Terminated):
+        return "terminated (SIGTERM); outputs finished so far were kept", 128 + signal.SIGTERM
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted (Ctrl-C); outputs finished so far were kept", 130
+    if isinstance(e, UnicodeDecodeError):
+        return f"a file is not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8", 1
+    if isinstance(e, OSError):
+        return os_error_message(e), 1
+    if isinstance(e, MemoryError):
+        return (
+            "not enough memory for this model or input (an input shape too large?): give "
+            "smaller shapes or free some memory",
+            1,
+        )
+    raise e
+
+
 def guard(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a subcommand: an EdgeoptError becomes one line on stderr and exit code 1."""
+    """Wrap a subcommand: an error becomes one line on stderr and a non-zero exit code.
+
+    `EdgeoptError`, OS errors (permission, disk full) and memory errors exit 1; Ctrl-C exits
+    130 and SIGTERM 143, after the command's own cleanup ran. ``-v`` adds the traceback.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        install_signal_handlers()
         try:
             return command(*args, **kwargs)
-        except EdgeoptError as e:
+        except (EdgeoptError, OSError, MemoryError, UnicodeDecodeError, KeyboardInterrupt) as e:
+            message, code = _one_line(e)
             err = Console(stderr=True, highlight=False, soft_wrap=True)
             if STATE["verbose"]:
                 err.print(traceback.format_exc(), markup=False)
-            err.print(f"error: {e}", markup=False)
-            raise typer.Exit(1) from e
+            err.print(f"error: {message}", markup=False)
+            raise typer.Exit(code) from e
 
     return wrapper

@@ -40,10 +40,14 @@ def bench(
     block: int = typer.Option(
         10, "--block", min=1, help="Calls per variant per interleaved round."
     ),
-    json_out: Path | None = typer.Option(None, "--json", help="Write every sample as JSON here."),
-    chart: Path | None = typer.Option(None, "--chart", help="Write a PNG bar chart here."),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Write every sample as JSON here (missing folders are created)."
+    ),
+    chart: Path | None = typer.Option(
+        None, "--chart", help="Write a PNG bar chart here (missing folders are created)."
+    ),
     markdown_out: Path | None = typer.Option(
-        None, "--markdown", help="Write a Markdown table here."
+        None, "--markdown", help="Write a Markdown table here (missing folders are created)."
     ),
     remote: str | None = typer.Option(
         None, "--remote", help="Measure on a TVM RPC device: the tracker's HOST:PORT."

@@ -123,8 +123,10 @@ def bgremove(
             rows.append((stage, f"{p50:.2f}", f"{p99:.2f}", f"{sum(values) / len(values):.2f}"))
     print_table(f"{summary.source}: ms per frame", ("stage", "p50", "p99", "mean"), rows)
     where = str(output) if output else "the virtual camera"
-    stopped = " (stopped by Ctrl-C)" if summary.interrupted else ""
+    stopped = " (stopped by a signal)" if summary.interrupted else ""
     console.print(
         f"{summary.frames_in} frames in, {summary.frames_out} out to {where}{stopped}; "
         f"model ran on {summary.model_runs}; {summary.seconds:.1f} s, {summary.fps:.1f} fps"
     )
+    if summary.interrupted:  # the output holds every frame done; the exit code says why
+        raise typer.Exit(143 if summary.interrupted == "SIGTERM" else 130)

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from edgeopt._fs import check_distinct
 from edgeopt.apps.background.composite import Compositor, effect_from_args
 from edgeopt.apps.background.remover import BackgroundRemover
 from edgeopt.apps.background.segmenter import SegmenterOptions, load_segmenter
@@ -95,10 +96,14 @@ def remove_background(
         Frames in and out, and milliseconds per stage.
 
     Raises:
-        VideoError / CameraError / VirtualCameraError: A source or sink that does not open.
+        ConfigError: The output is the input file itself.
+        VideoError / CameraError / VirtualCameraError: A source or sink that does not open,
+            or an output that could not be written completely (the old file is kept).
         TruncatedVideoError: The input broke; the output holds the frames done.
         EdgeoptError: The model cannot be pulled or compiled.
     """
+    if config.input is not None and config.output is not None:
+        check_distinct(config.input, config.output)
     source: CaptureSource = (
         open_file(config.input)
         if config.input is not None

@@ -40,6 +40,7 @@ gi.require_version("GstVideo", "1.0")
 import numpy as np  # noqa: E402
 from gi.repository import GLib, GObject, Gst, GstBase, GstVideo  # type: ignore[import-untyped]  # noqa: E402
 
+from edgeopt._fs import os_error_message  # noqa: E402
 from edgeopt.apps.background.composite import Compositor, effect_from_args  # noqa: E402
 from edgeopt.apps.background.errors import VideoError  # noqa: E402
 from edgeopt.apps.background.remover import BackgroundRemover  # noqa: E402
@@ -71,6 +72,16 @@ _CAPS = Gst.Caps.from_string(
     "width=[1,2147483647],height=[1,2147483647],framerate=[0/1,2147483647/1]"
 )
 _RW = GObject.ParamFlags.READWRITE
+MAX_THREADS = 256
+
+
+def _message(e: BaseException) -> str:
+    """One line for an error inside the element (it has no terminal: it posts ERROR)."""
+    if isinstance(e, OSError):
+        return os_error_message(e)
+    if isinstance(e, MemoryError):
+        return f"not enough memory for this model or frame size ({e}): use smaller frames"
+    return str(e)
 
 
 class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
@@ -98,7 +109,17 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
             "",
             _RW,
         ),
-        "threads": (int, "threads", "Inference threads (0: backend default)", 0, 256, 0, _RW),
+        # The full int range, checked in do_set_property: GObject's own range check only
+        # prints a GLib warning and keeps the old value, so threads=-1 would pass unnoticed.
+        "threads": (
+            int,
+            "threads",
+            f"Inference threads, 0..{MAX_THREADS} (0: backend default)",
+            -(2**31),
+            2**31 - 1,
+            0,
+            _RW,
+        ),
     }
 
     def __init__(self) -> None:
@@ -111,6 +132,7 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
             "threads": 0,
         }
         self._remover: BackgroundRemover | None = None
+        self._invalid = ""
         self._stale = False
         self._order: Order = "RGB"
         self._shape = (0, 0, 3)
@@ -128,6 +150,10 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
         A new effect or background swaps the compositor at once; a new model, backend or
         thread count recompiles before the next frame.
         """
+        if prop.name == "threads" and not 0 <= value <= MAX_THREADS:
+            self._invalid = f"{ELEMENT}: threads={value} is out of range: give 0..{MAX_THREADS}"
+            self._error(self._invalid)
+            return
         self._props[prop.name] = value
         remover = self._remover
         if remover is None:
@@ -156,11 +182,14 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
 
     def do_start(self) -> bool:
         """Compile the model (once per start, so a bad model fails the pipeline early)."""
+        if self._invalid:
+            self._error(self._invalid)
+            return False
         if self._remover is None or self._stale:
             try:
                 self._remover = self._build()
-            except EdgeoptError as e:
-                self._error(f"{ELEMENT}: {e}")
+            except (EdgeoptError, OSError, MemoryError) as e:
+                self._error(f"{ELEMENT}: {_message(e)}")
                 return False
             self._stale = False
         self._remover.reset()
@@ -199,8 +228,8 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
                 frame = np.ascontiguousarray(view)
                 remover.process(frame, self._order, frame)
                 view[...] = frame
-        except (EdgeoptError, ValueError, TypeError) as e:
-            self._error(f"{ELEMENT}: {e}")
+        except (EdgeoptError, ValueError, TypeError, OSError, MemoryError) as e:
+            self._error(f"{ELEMENT}: {_message(e)}")
             return Gst.FlowReturn.ERROR
         finally:
             buf.unmap(info)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -69,22 +70,22 @@ class StageTimes:
             that runs all day).
     """
 
-    def __init__(self, window: int = 100_000) -> None:
+    def __init__(self, window: int = 10_000) -> None:
         self.window = window
-        self._samples: dict[str, list[float]] = {}
+        self._samples: dict[str, deque[float]] = {}
         self.counts: dict[str, int] = {}
 
     def add(self, stage: str, ms: float) -> None:
-        """Record one sample of ``stage``."""
-        samples = self._samples.setdefault(stage, [])
+        """Record one sample of ``stage`` (the oldest drops out beyond ``window``)."""
+        samples = self._samples.get(stage)
+        if samples is None:
+            samples = self._samples[stage] = deque(maxlen=self.window)
         samples.append(ms)
-        if len(samples) > 2 * self.window:
-            del samples[: len(samples) - self.window]
         self.counts[stage] = self.counts.get(stage, 0) + 1
 
     def samples(self, stage: str) -> list[float]:
         """The recent samples of ``stage`` (empty when it never ran)."""
-        return list(self._samples.get(stage, [])[-self.window :])
+        return list(self._samples.get(stage, ()))
 
     def stages(self) -> list[str]:
         """Stages recorded so far, in the order they first ran."""
@@ -367,11 +368,12 @@ def ort_optimized(path: Path) -> Path:
 
     The rewrites are exact (outputs within 1e-4 of the original, same masks) and make ONNX
     Runtime about 1.35x faster on the MediaPipe models; the cache key covers the model's
-    sha256 and the pass's own source, so a changed pass rewrites again.
+    sha256 and the pass's own source, so a changed pass rewrites again. The entry's sha256 is
+    recorded when written and checked before each use: a damaged one is made again.
     """
     import hashlib
 
-    from edgeopt._fs import atomic_path, file_sha256
+    from edgeopt._fs import atomic_path, file_sha256, read_verified, record_sha256
     from edgeopt.artifact import load_onnx
     from edgeopt.passes import ort_layout
     from edgeopt.passes.base import PassContext
@@ -380,7 +382,7 @@ def ort_optimized(path: Path) -> Path:
         (file_sha256(path) + file_sha256(ort_layout.__file__)).encode()
     ).hexdigest()[:16]
     target = path.with_name(f"{path.stem}.ort_layout-{key}.onnx")
-    if target.is_file():
+    if read_verified(target):  # a damaged or tampered entry is deleted and made again
         return target
     import tempfile
 
@@ -390,6 +392,7 @@ def ort_optimized(path: Path) -> Path:
             return path
         with atomic_path(target) as out:
             out.write_bytes(result.model.path.read_bytes())
+        record_sha256(target)
     return target
 
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from edgeopt._fs import commit, temporary_path
 from edgeopt.apps.background.errors import CameraError, TruncatedVideoError, VideoError
 from edgeopt.apps.background.remover import BackgroundRemover
 from edgeopt.apps.background.segmenter import StageTimes
@@ -186,12 +189,7 @@ class FileSink:
             raise VideoError(
                 f"{self.path}: unknown video container {suffix!r}; use one of {sorted(FOURCC)}"
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent
-        )
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temporary_path(self.path, suffix)
         self.size = size
         self.frames = 0
         with _quiet_opencv():
@@ -219,17 +217,35 @@ class FileSink:
         self.frames += 1
 
     def close(self) -> None:
-        """Finalize the container and rename it onto the target path (idempotent)."""
+        """Finalize the container, check it, and rename it onto the target path (idempotent).
+
+        The encoder reports no error per frame (a full disk shows only as FFmpeg warnings),
+        so the finished file is opened again and must hold every frame written; only then
+        does it replace the target.
+
+        Raises:
+            VideoError: The file could not be written completely (disk full, I/O error);
+                the target keeps its previous content and the temporary file is removed.
+        """
         if self._closed:
             return
         self._closed = True
         self._writer.release()
-        if self.frames:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp's 0600 is for the temporary only
-            self._tmp.replace(self.path)
-        else:
+        if not self.frames:
+            self._tmp.unlink(missing_ok=True)
+            return
+        written = _frames_in(self._tmp, self.frames)
+        if written < self.frames:
+            self._tmp.unlink(missing_ok=True)
+            free = shutil.disk_usage(self.path.parent).free // (1 << 20)
+            raise VideoError(
+                f"{self.path}: writing the video failed ({written} of {self.frames} frames "
+                f"readable; {free} MB free there): free some disk space or write elsewhere; "
+                "the previous file, if any, was kept"
+            )
+        try:
+            commit(self._tmp, self.path)
+        finally:
             self._tmp.unlink(missing_ok=True)
 
     def discard(self) -> None:
@@ -237,6 +253,31 @@ class FileSink:
         self._closed = True
         self._writer.release()
         self._tmp.unlink(missing_ok=True)
+
+
+def _frames_in(path: Path, expected: int) -> int:
+    """How many frames of ``path`` can be read back: the container's count, checked by a seek.
+
+    The count comes from the container's index (no full decode); an mp4 whose index was never
+    written (disk full at the end) does not open at all, and the last frame must decode.
+    """
+    with _quiet_opencv():
+        cap = cv2.VideoCapture(str(path))
+        try:
+            if not cap.isOpened():
+                return 0
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            if count >= expected:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, expected - 1)
+                return expected if cap.read()[0] else 0
+            if count > 0:
+                return count
+            n = 0  # no count in the container: decode it all
+            while cap.grab():
+                n += 1
+            return n
+        finally:
+            cap.release()
 
 
 @dataclass(frozen=True)
@@ -250,7 +291,8 @@ class RunSummary:
         seconds: Wall time of the loop.
         model_runs: Frames the model ran on (fewer than frames_in with frame skipping).
         times: Milliseconds per stage (decode, pre, infer, post, composite, encode, frame).
-        interrupted: True when stopped by Ctrl-C (a camera run ends that way).
+        interrupted: ``"SIGINT"`` (Ctrl-C: a camera run ends that way) or ``"SIGTERM"`` when
+            stopped by a signal, the output closed first; None when the input ended.
     """
 
     source: str
@@ -259,7 +301,7 @@ class RunSummary:
     seconds: float
     model_runs: int
     times: StageTimes
-    interrupted: bool = False
+    interrupted: str | None = None
 
     @property
     def fps(self) -> float:
@@ -268,6 +310,31 @@ class RunSummary:
 
 
 Progress = Callable[[int, StageTimes], None]
+
+
+@contextlib.contextmanager
+def _stop_between_frames() -> Iterator[list[str]]:
+    """SIGINT / SIGTERM end the loop after the frame in hand, so frames in == frames out.
+
+    Yields a list that receives the signal's name. A second signal raises KeyboardInterrupt
+    at once (a source stuck in a read). Outside the main thread signals are left alone.
+    """
+    stop: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop:
+            raise KeyboardInterrupt
+        stop.append("SIGTERM" if signum == signal.SIGTERM else "SIGINT")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def run(
@@ -299,29 +366,31 @@ def run(
     """
     times = remover.times
     frames_in = frames_out = 0
-    interrupted = False
+    interrupted: str | None = None
     start = time.perf_counter()
     out: np.ndarray | None = None
     try:
-        while max_frames is None or frames_in < max_frames:
-            t0 = time.perf_counter()
-            frame = source.read()
-            t1 = time.perf_counter()
-            if frame is None:
-                break
-            times.add("decode", (t1 - t0) * 1e3)
-            frames_in += 1
-            if out is None or out.shape != frame.shape:
-                out = np.empty_like(frame)  # reused: sinks encode or copy before returning
-            remover.process(frame, "BGR", out)
-            t2 = time.perf_counter()
-            sink.write(out)
-            times.add("encode", (time.perf_counter() - t2) * 1e3)
-            frames_out += 1
-            if progress is not None and frames_out % progress_every == 0:
-                progress(frames_out, times)
-    except KeyboardInterrupt:
-        interrupted = True
+        with _stop_between_frames() as stop:
+            while (max_frames is None or frames_in < max_frames) and not stop:
+                t0 = time.perf_counter()
+                frame = source.read()
+                t1 = time.perf_counter()
+                if frame is None:
+                    break
+                times.add("decode", (t1 - t0) * 1e3)
+                frames_in += 1
+                if out is None or out.shape != frame.shape:
+                    out = np.empty_like(frame)  # reused: sinks encode or copy before returning
+                remover.process(frame, "BGR", out)
+                t2 = time.perf_counter()
+                sink.write(out)
+                times.add("encode", (time.perf_counter() - t2) * 1e3)
+                frames_out += 1
+                if progress is not None and frames_out % progress_every == 0:
+                    progress(frames_out, times)
+            interrupted = stop[0] if stop else None
+    except KeyboardInterrupt as e:  # a second signal, or one outside the main thread's loop
+        interrupted = "SIGTERM" if type(e).__name__ == "Terminated" else "SIGINT"
     finally:
         source.close()
         sink.close()
