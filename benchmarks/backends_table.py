@@ -39,8 +39,9 @@ from typing import Any
 
 import edgeopt
 from edgeopt import zoo
-from edgeopt.bench.fidelity import compare_outputs, evaluation_feeds, run_outputs
+from edgeopt.bench.fidelity import compare_outputs, evaluation_feeds, mask_reader, run_outputs
 from edgeopt.bench.harness import BenchSettings, Variant, compare
+from edgeopt.interface import infer_interface
 from edgeopt.passes.base import PassContext
 from edgeopt.registry import get_backend, get_pass
 
@@ -99,9 +100,10 @@ def compressed(model: str, threads: int, workdir: Path, bound: float) -> list[Va
     IoU against ORT fp32 stays >= ``bound``. TVM gets neither: each needs its own tuning run.
     """
     art = edgeopt.load(model)
-    calib = evaluation_feeds(art, "builtin", 16, seed=0)
+    calib = evaluation_feeds(art, "builtin", 16, seed=0, role="calibration")
     checks = evaluation_feeds(art, "builtin", 8, seed=1)
     reference = run_outputs(art, checks)
+    reader = mask_reader(infer_interface(art))
     out: list[Variant] = []
     ctx = PassContext(workdir=workdir / "int8", calibration=calib, options={"op_types": ["Conv"]})
     int8 = str(get_pass("quantize").apply(art, ctx).model.path)
@@ -119,7 +121,7 @@ def compressed(model: str, threads: int, workdir: Path, bound: float) -> list[Va
         result = get_pass("prune_structured").apply(art, ctx)
         if result.skipped is not None:
             continue
-        iou = compare_outputs(reference, run_outputs(result.model, checks)).iou
+        iou = compare_outputs(reference, run_outputs(result.model, checks), reader).iou
         print(f"(structured pruning {ratio:.0%} of multiply-adds: IoU {iou:.4f})")
         if iou >= bound:
             best = (ratio, str(result.model.path))
@@ -224,10 +226,11 @@ def main() -> None:
                 )
         feeds = evaluation_feeds(model, count=8)
         reference = run_outputs(model, feeds, "onnxruntime", {"optimization": "disable"})
+        reader = mask_reader(infer_interface(edgeopt.load(model)))
         fidelity = {}
         for v in chosen:
             got = run_outputs(v.model, feeds, v.backend, v.options)
-            fidelity[v.name] = compare_outputs(reference, got)
+            fidelity[v.name] = compare_outputs(reference, got, reader)
         comparison = compare(chosen, BenchSettings(warmup=20, runs=args.runs, block=10))
         (out / f"{name}.json").write_text(comparison.to_json())
         base = comparison.baseline.stats.p50

@@ -27,7 +27,8 @@ import numpy as np
 from edgeopt import zoo
 from edgeopt.artifact import load_onnx
 from edgeopt.bench import BenchSettings, Variant, compare
-from edgeopt.bench.fidelity import compare_outputs, evaluation_feeds, run_outputs
+from edgeopt.bench.fidelity import compare_outputs, evaluation_feeds, mask_reader, run_outputs
+from edgeopt.interface import infer_interface
 from edgeopt.passes.base import PassContext
 from edgeopt.passes.ort_layout import OrtLayoutPass
 
@@ -106,8 +107,9 @@ def bench_model(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
 
     feeds = evaluation_feeds(src, count=args.images)
     reference = run_outputs(src, feeds)
+    reader = mask_reader(infer_interface(load_onnx(src)))
     fidelity = {
-        label: compare_outputs(reference, run_outputs(path, feeds)).to_dict()
+        label: compare_outputs(reference, run_outputs(path, feeds), reader).to_dict()
         for label, path in paths.items()
         if label != "fp32"
     }

@@ -26,7 +26,7 @@ from typing import Any
 from edgeopt import zoo
 from edgeopt.artifact import ModelArtifact, load_onnx
 from edgeopt.bench import BenchSettings, Variant, compare
-from edgeopt.bench.fidelity import compare_outputs, evaluation_feeds, run_outputs
+from edgeopt.bench.fidelity import compare_outputs, evaluation_feeds, mask_reader, run_outputs
 from edgeopt.passes.base import PassContext
 from edgeopt.passes.prune_structured import count_macs
 from edgeopt.registry import get_pass
@@ -58,9 +58,10 @@ def _profile(path: Path, feeds: Any, runs: int = 50) -> dict[str, float]:
 
 def bench_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     fp32 = load_onnx(zoo.pull(name))
-    calib = evaluation_feeds(fp32, "builtin", args.calibration, seed=0)
+    calib = evaluation_feeds(fp32, "builtin", args.calibration, seed=0, role="calibration")
     evals = evaluation_feeds(fp32, "builtin", args.evaluation, seed=1)
     reference = run_outputs(fp32, evals)
+    reader = mask_reader(zoo.get(name).interface)
     macs0 = count_macs(fp32.proto())
     work = out / name
     variants: dict[str, ModelArtifact] = {"fp32": fp32}
@@ -110,7 +111,7 @@ def bench_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any
     notes["build_s"] = time.time() - t0
     rows: dict[str, dict[str, Any]] = {}
     for label, art in variants.items():
-        f = compare_outputs(reference, run_outputs(art, evals))
+        f = compare_outputs(reference, run_outputs(art, evals), reader)
         rows[label] = {
             "size_kib": art.size_bytes / 1024,
             "iou": f.iou,

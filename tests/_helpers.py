@@ -59,3 +59,53 @@ def make_red_model(path: Path, size: tuple[int, int] = (32, 32)) -> Path:
         [weights, bias],
     )
     return save_model(graph, path)
+
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+def make_red_softmax_nchw(path: Path, size: tuple[int, int] = (32, 32)) -> Path:
+    """NCHW, ImageNet-normalized RGB in, softmax over 2 channels [background, person] out.
+
+    Person logit = 40 * (r - t) with r the normalized red channel and t the normalized value
+    of red 127.5: red pixels are the person only when the input is normalized as declared.
+    """
+    h, w = size
+    t = (127.5 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]
+    weights = np.zeros((2, 3, 1, 1), np.float32)
+    weights[1, 0] = 40.0
+    bias = np.array([0.0, -40.0 * t], np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["image", "w", "b"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["prob"], axis=1),
+        ],
+        "red_softmax_nchw",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, h, w])],
+        [helper.make_tensor_value_info("prob", TensorProto.FLOAT, [1, 2, h, w])],
+        [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(bias, "b")],
+    )
+    return save_model(graph, path, {"": 13})
+
+
+def make_red_logits_nhwc_bgr(path: Path, size: tuple[int, int] = (32, 32)) -> Path:
+    """NHWC, BGR in [0, 1] in, 2-channel logits [background, person] out (no softmax), opset 11.
+
+    Person logit = 40 * (red - 0.5), background logit 0; red is channel 2 in BGR.
+    """
+    h, w = size
+    weights = np.zeros((3, 2), np.float32)
+    weights[2, 1] = 40.0
+    bias = np.array([0.0, -20.0], np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["frame", "w"], ["mm"]),
+            helper.make_node("Add", ["mm", "b"], ["logits"]),
+        ],
+        "red_logits_nhwc",
+        [helper.make_tensor_value_info("frame", TensorProto.FLOAT, [1, h, w, 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, h, w, 2])],
+        [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(bias, "b")],
+    )
+    return save_model(graph, path, {"": 11})

@@ -38,6 +38,7 @@ __all__ = [
     "file_sha256",
     "os_error_message",
     "read_verified",
+    "read_yaml",
     "record_sha256",
     "remove_stale",
     "remove_stale_temporaries",
@@ -260,3 +261,28 @@ def cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("edgeopt"))
+
+
+def read_yaml(path: str | os.PathLike[str], what: str) -> object:
+    """Parse a YAML file with ``yaml.safe_load`` (no objects built from tags).
+
+    Args:
+        path: The file.
+        what: What it is, for messages ("recipe", "model card").
+
+    Raises:
+        ConfigError: Unreadable, not UTF-8, or not valid YAML; the message names the file.
+    """
+    import yaml
+
+    p = Path(path)
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read the {what}: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{p}: the {what} is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8"
+        ) from e
+    except (yaml.YAMLError, RecursionError) as e:
+        raise ConfigError(f"{p}: the {what} is not valid YAML: {e}") from e

@@ -31,11 +31,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from edgeopt._api import load
 from edgeopt._fs import atomic_path, atomic_write_text
 from edgeopt.artifact import ModelArtifact
-from edgeopt.bench.fidelity import compare_outputs, run_outputs
+from edgeopt.bench.fidelity import compare_outputs, mask_reader, run_outputs
 from edgeopt.bench.harness import BenchSettings, Variant, compare
 from edgeopt.bench.report import markdown, save_chart
 from edgeopt.bench.result import Comparison
 from edgeopt.errors import ConfigError, EdgeoptError
+from edgeopt.interface import infer_interface
+from edgeopt.metrics import MASK_METRICS
 from edgeopt.pipeline import data_feeds, run_pipeline
 from edgeopt.recipe import DataSettings, parse_recipe
 from edgeopt.registry import backend_names, get_backend
@@ -96,6 +98,12 @@ class AutoSettings(BaseModel):
     )
     measure_s: float = Field(default=20.0, gt=0, description="Interleaved measurement time.")
     evaluation_count: int = Field(default=12, ge=1, description="Held-out images for fidelity.")
+    data: str = Field(
+        default="auto", description="Calibration/evaluation images: auto, builtin, folder, video."
+    )
+    interface: dict[str, Any] | None = Field(
+        default=None, description="Model interface fields (a model card's), on top of the graph's."
+    )
 
 
 @dataclass(frozen=True)
@@ -107,7 +115,7 @@ class Tried:
     backend: str
     options: dict[str, Any]
     model: str
-    fidelity: dict[str, float | int] | None
+    fidelity: dict[str, float | int | str] | None
     status: str  # "measured", or why it was dropped
     speedup: float | None = None
 
@@ -127,18 +135,27 @@ def _key(*parts: Any) -> str:
 
 
 def _optimized(
-    source: ModelArtifact, name: str, data: DataSettings, cache: Path, note: Progress
+    source: ModelArtifact,
+    name: str,
+    data: DataSettings,
+    cache: Path,
+    note: Progress,
+    interface: dict[str, Any] | None,
 ) -> tuple[Path, str]:
     """The candidate's model file (from the cache when it is there), and its status."""
     if not CANDIDATES[name]:
         return source.path, "ok"
     folder = (
-        cache / "models" / f"{name}-{_key(source.sha256(), CANDIDATES[name], data.model_dump())}"
+        cache
+        / "models"
+        / f"{name}-{_key(source.sha256(), CANDIDATES[name], data.model_dump(), interface)}"
     )
     if (folder / "model.onnx").is_file() and (folder / "report.json").is_file():
         return folder / "model.onnx", "ok"
     note(f"optimizing: {name}")
-    recipe = parse_recipe({"passes": CANDIDATES[name], "data": data.model_dump()}, name)
+    recipe = parse_recipe(
+        {"passes": CANDIDATES[name], "data": data.model_dump(), "interface": interface}, name
+    )
     tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -222,14 +239,23 @@ def search(
     backends = [b for b in names if get_backend(b).is_available()]
     for b in set(names) - set(backends):
         note(f"skipping backend {b}: {get_backend(b).install_hint}")
-    data = DataSettings(evaluation_count=settings.evaluation_count)
-    feeds = data_feeds(source, data, data.evaluation_count, data.seed + 1)
-    reference = run_outputs(source, feeds)
+    data = DataSettings(evaluation_count=settings.evaluation_count, source=settings.data)
+    iface = infer_interface(source, settings.interface)
+    feeds = data_feeds(source, data, data.evaluation_count, data.seed + 1, "evaluation", iface)
+    to_mask = mask_reader(iface, feeds)
+    if metric in MASK_METRICS and to_mask is None:
+        why = "the feeds are random" if feeds.random else "its interface has no mask output"
+        raise ConfigError(
+            f"the bound {settings.bound} needs a person mask, but {why}: give --data and the "
+            "interface flags (or --card), or bound an output metric such as cosine>=0.999"
+        )
+    output = iface.output_name if iface is not None else None
+    reference = run_outputs(source, feeds.feeds, output=output)
     fid_path = cache / "fidelity.json"
     fid_cache: dict[str, Any] = json.loads(fid_path.read_text()) if fid_path.is_file() else {}
     tried: list[Tried] = []
     for cand in settings.candidates:
-        path, status = _optimized(source, cand, data, cache, note)
+        path, status = _optimized(source, cand, data, cache, note, settings.interface)
         for backend in backends:
             for threads in settings.threads:
                 opts = {**settings.backend_options.get(backend, {}), "threads": threads}
@@ -240,12 +266,14 @@ def search(
                 if status != "ok":
                     tried.append(Tried(name, cand, backend, opts, str(path), None, status))
                     continue
-                key = _key(str(path), Path(path).stat().st_size, backend, opts, data.model_dump())
+                key = _key(
+                    str(path), Path(path).stat().st_size, backend, opts, data.model_dump(), output
+                )
                 if key not in fid_cache:
                     note(f"checking fidelity: {name}")
                     try:
-                        got = run_outputs(path, feeds, backend, opts)
-                        fid_cache[key] = compare_outputs(reference, got).to_dict()
+                        got = run_outputs(path, feeds.feeds, backend, opts, output)
+                        fid_cache[key] = compare_outputs(reference, got, to_mask).to_dict()
                     except EdgeoptError as e:
                         fid_cache[key] = {"error": str(e)}
                     atomic_write_text(fid_path, json.dumps(fid_cache))
@@ -276,7 +304,7 @@ def search(
         "onnxruntime",
         {},
         str(source.path),
-        compare_outputs(reference, reference).to_dict(),
+        compare_outputs(reference, reference, to_mask).to_dict(),
         "measured",
         1.0,
     )
@@ -291,7 +319,8 @@ def summary_rows(result: AutoResult) -> list[tuple[str, ...]]:
     """Rows for a table of every variant tried: name, backend, IoU, status, speed-up."""
     rows: list[tuple[str, ...]] = []
     for t in result.tried:
-        iou = f"{t.fidelity['iou']:.4f}" if t.fidelity and "iou" in t.fidelity else "-"
+        value = t.fidelity.get("iou") if t.fidelity else None
+        iou = f"{value:.4f}" if isinstance(value, float) and value == value else "-"
         sp = f"{t.speedup:.2f}x" if t.speedup is not None else "-"
         rows.append((t.name, t.backend, iou, t.status, sp))
     return rows

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,9 @@ import numpy as np
 
 from edgeopt._fs import atomic_path, atomic_write_text, remove_stale
 from edgeopt.artifact import ModelArtifact, load_onnx
-from edgeopt.bench.fidelity import compare_outputs, evaluation_feeds, preprocessing_for, run_outputs
-from edgeopt.errors import ConfigError
+from edgeopt.bench.fidelity import FeedSet, compare_outputs, feed_set, mask_reader, run_outputs
+from edgeopt.data import Role
+from edgeopt.interface import ModelInterface, infer_interface
 from edgeopt.passes.base import PassContext
 from edgeopt.recipe import DataSettings, Recipe
 from edgeopt.registry import get_pass
@@ -58,7 +59,7 @@ class StepReport:
     skipped: str | None
     seconds: float
     size_bytes: int
-    fidelity: dict[str, float | int] | None
+    fidelity: dict[str, float | int | str] | None
     model: str
     details: Mapping[str, Any] = field(default_factory=dict)
 
@@ -72,9 +73,11 @@ class PipelineReport:
         output: The optimized model written.
         size_before: Input model size in bytes.
         size_after: Output model size in bytes.
-        data: The data settings used.
+        data: The data settings used, and what the calibration and evaluation sets were.
         steps: One report per pass, in order.
         fidelity: Final fidelity against the input model (None when nothing changed).
+        interface: The model interface fidelity was measured through (None: output metrics).
+        warnings: What the reader must know (random inputs, no mask metric, ...).
     """
 
     source: str
@@ -83,11 +86,23 @@ class PipelineReport:
     size_after: int
     data: dict[str, Any]
     steps: tuple[StepReport, ...]
-    fidelity: dict[str, float | int] | None
+    fidelity: dict[str, float | int | str] | None
+    interface: dict[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         """The report as JSON."""
-        return json.dumps({"schema": SCHEMA, **asdict(self)}, indent=2, default=_jsonable)
+        data = _finite({"schema": SCHEMA, **asdict(self)})
+        return json.dumps(data, indent=2, default=_jsonable, allow_nan=False)
+
+    def _metric_line(self) -> str:
+        if self.interface and self.interface.get("output_name"):
+            act, ch = self.interface["activation"], self.interface["person_channel"]
+            return (
+                f"person-mask IoU / boundary F through the interface (activation {act}, "
+                f"channel {ch}), plus output errors."
+            )
+        return "output errors only (max/mean abs, cosine): the output is not a person mask."
 
     def to_markdown(self) -> str:
         """The report as a Markdown table plus each pass's notes."""
@@ -95,8 +110,12 @@ class PipelineReport:
             f"# Optimization of `{Path(self.source).name}`",
             "",
             f"Output: `{self.output}` — {self.size_before / 1024:.1f} KiB -> "
-            f"{self.size_after / 1024:.1f} KiB. Fidelity vs the input model on "
-            f"{self.data.get('evaluation_count')} held-out inputs ({self.data.get('source')}).",
+            f"{self.size_after / 1024:.1f} KiB. Fidelity vs the input model on the "
+            f"evaluation set: {self.data.get('evaluation')}; calibration set: "
+            f"{self.data.get('calibration')}.",
+            "",
+            f"Metric: {self._metric_line()}",
+            *[f"\n**Warning:** {w}" for w in self.warnings],
             "",
             "| # | pass | status | size KiB | IoU | IoU min | cosine | max abs | time s |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|",
@@ -118,8 +137,25 @@ class PipelineReport:
         return "\n".join(lines) + "\n"
 
 
+def _finite(v: Any) -> Any:
+    """``v`` with NaN (a metric that does not apply) as None: strict JSON has no NaN."""
+    if isinstance(v, float) and v != v:
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_finite(x) for x in v]
+    return v
+
+
 def _fmt(v: Any) -> str:
-    return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+    return (
+        "-"
+        if v is None or (isinstance(v, float) and v != v)
+        else f"{v:.4f}"
+        if isinstance(v, float)
+        else str(v)
+    )
 
 
 def _jsonable(v: Any) -> Any:
@@ -136,22 +172,15 @@ def _short_json(details: Mapping[str, Any]) -> str:
 
 
 def data_feeds(
-    model: ModelArtifact, data: DataSettings, count: int, seed: int
-) -> tuple[dict[str, np.ndarray], ...]:
-    """Inputs for calibration or evaluation as the data settings say.
-
-    ``auto`` means the built-in portraits for models that take RGB images, random inputs
-    otherwise.
-    """
-    source: str | None = data.source
-    if source == "auto":
-        try:
-            preprocessing_for(model)
-            source = "builtin"
-        except ConfigError:
-            log.info("%s does not take RGB images: using random inputs", model.path)
-            source = "random"
-    return evaluation_feeds(model, source, count, seed)
+    model: ModelArtifact,
+    data: DataSettings,
+    count: int,
+    seed: int,
+    role: Role = "evaluation",
+    interface: ModelInterface | None = None,
+) -> FeedSet:
+    """Inputs for calibration or evaluation as the data settings say (see `feed_set`)."""
+    return feed_set(model, data.source, count, seed, role, interface)
 
 
 def run_pipeline(
@@ -159,6 +188,7 @@ def run_pipeline(
     recipe: Recipe,
     out_dir: str | os.PathLike[str],
     progress: StepProgress | None = None,
+    interface: Mapping[str, Any] | None = None,
 ) -> PipelineReport:
     """Run ``recipe`` on ``model``, writing the optimized model and its report into ``out_dir``.
 
@@ -167,6 +197,8 @@ def run_pipeline(
         recipe: The passes and data settings.
         out_dir: Output folder (created): model.onnx, report.json, report.md, steps/.
         progress: Called with (step index, step count, pass name) before each pass.
+        interface: Model interface fields (flags or a card) on top of the recipe's and of
+            what the graph says; see `edgeopt.interface.infer_interface`.
 
     Raises:
         ModelLoadError: Bad input model. ConfigError: bad options or data.
@@ -175,12 +207,15 @@ def run_pipeline(
     source = model if isinstance(model, ModelArtifact) else load_onnx(model)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    calibration = data_feeds(source, recipe.data, recipe.data.calibration_count, recipe.data.seed)
-    evaluation = data_feeds(source, recipe.data, recipe.data.evaluation_count, recipe.data.seed + 1)
+    fields = {**(recipe.interface or {}), **(interface or {})}
+    iface = infer_interface(source, fields)
+    d = recipe.data
+    calibration = data_feeds(source, d, d.calibration_count, d.seed, "calibration", iface)
+    evaluation = data_feeds(source, d, d.evaluation_count, d.seed + 1, "evaluation", iface)
     remove_stale(out, _WORK_PREFIX)  # step folders of a killed run
     work = Path(tempfile.mkdtemp(prefix=f"{_WORK_PREFIX}{os.getpid()}-", dir=out))
     try:
-        return _run_steps(source, recipe, out, work, calibration, evaluation, progress)
+        return _run_steps(source, recipe, out, work, calibration, evaluation, progress, iface)
     finally:  # an error, Ctrl-C or SIGTERM leaves no half-made step folder behind
         shutil.rmtree(work, ignore_errors=True)
 
@@ -193,12 +228,27 @@ def _run_steps(
     recipe: Recipe,
     out: Path,
     work: Path,
-    calibration: tuple[Mapping[str, np.ndarray], ...],
-    evaluation: Sequence[Mapping[str, np.ndarray]],
+    calibration: FeedSet,
+    evaluation: FeedSet,
     progress: StepProgress | None,
+    iface: ModelInterface | None,
 ) -> PipelineReport:
     """The passes, in ``work``; its steps/ folder replaces ``out/steps`` when all succeeded."""
-    reference = run_outputs(source, evaluation, recipe.backend)
+    output = iface.output_name if iface is not None else None
+    reference = run_outputs(source, evaluation.feeds, recipe.backend, output=output)
+    to_mask = mask_reader(iface, evaluation)
+    warnings = []
+    if evaluation.random:
+        warnings.append(
+            f"fidelity was measured on random inputs ({evaluation.source}), not on images: "
+            "no mask metric is claimed; give --data and the model's interface"
+        )
+    elif to_mask is None:
+        warnings.append(
+            "the output is not read as a person mask (no mask interface): output errors only"
+        )
+    for w in warnings:
+        log.warning("%s", w)
     current = source
     steps: list[StepReport] = []
     for i, step in enumerate(recipe.passes, 1):
@@ -207,8 +257,9 @@ def _run_steps(
         impl = get_pass(step.name)
         ctx = PassContext(
             workdir=work / "steps" / f"{i:02d}-{step.name}",
-            calibration=calibration if "calibration" in tuple(impl.requires) else (),
+            calibration=calibration.feeds if "calibration" in tuple(impl.requires) else (),
             options=step.options,
+            interface=iface,
         )
         ctx.workdir.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
@@ -219,7 +270,8 @@ def _run_steps(
             log.warning("pass %s skipped: %s", step.name, result.skipped)
         elif result.modified:
             current = result.model
-            metrics = compare_outputs(reference, run_outputs(current, evaluation, recipe.backend))
+            got = run_outputs(current, evaluation.feeds, recipe.backend, output=output)
+            metrics = compare_outputs(reference, got, to_mask)
             fidelity = metrics.to_dict()
         steps.append(
             StepReport(
@@ -245,9 +297,15 @@ def _run_steps(
         output=str(final),
         size_before=source.size_bytes,
         size_after=load_onnx(final).size_bytes,
-        data=recipe.data.model_dump(),
+        data={
+            **recipe.data.model_dump(),
+            "calibration": calibration.source,
+            "evaluation": evaluation.source,
+        },
         steps=tuple(steps),
         fidelity=last,
+        interface=iface.model_dump(mode="json") if iface is not None else None,
+        warnings=tuple(warnings),
     )
     atomic_write_text(out / "report.json", report.to_json())
     atomic_write_text(out / "report.md", report.to_markdown())

@@ -17,9 +17,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edgeopt._fs import read_yaml
 from edgeopt.errors import ConfigError, EdgeoptError
 from edgeopt.registry import get_pass, pass_names
 
@@ -91,6 +91,11 @@ class Recipe(BaseModel):
     backend: Literal["onnxruntime"] = Field(
         default="onnxruntime", description="Backend that runs the models to measure fidelity."
     )
+    interface: dict[str, Any] | None = Field(
+        default=None,
+        description="The model's image interface (the fields of a model card: mean, std, "
+        "channel_order, activation, person_channel, ...); the graph tells the rest.",
+    )
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -123,16 +128,7 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
         ConfigError: Missing file, bad YAML, or an invalid recipe (the field is named).
     """
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot read the recipe: {e}") from e
-    except UnicodeDecodeError as e:
-        raise ConfigError(
-            f"{p}: the recipe is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8"
-        ) from e
-    except (yaml.YAMLError, RecursionError) as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from e
+    data = read_yaml(p, "recipe")
     if not isinstance(data, dict):
         raise ConfigError(
             f"{p}: a recipe is a mapping with a 'passes' list, got {type(data).__name__}"

@@ -29,6 +29,7 @@ import numpy as np
 from edgeopt._fs import atomic_path, atomic_write_bytes, cache_dir, remove_stale
 from edgeopt.artifact import load_onnx
 from edgeopt.errors import ConfigError, EdgeoptError, ModelFetchError
+from edgeopt.interface import ModelInterface
 
 __all__ = ["ZOO", "ZooModel", "cache_dir", "get", "names", "pull", "source_file"]
 
@@ -70,6 +71,23 @@ class ZooModel:
     color: str = "RGB"
     scale: tuple[float, float] = (0.0, 1.0)
     output: str = "person probability, sigmoid applied, [1, H, W, 1]"
+
+    @property
+    def interface(self) -> ModelInterface:
+        """The model's image interface: RGB in [0, 1] NHWC in, a sigmoid probability out."""
+        lo, hi = self.scale
+        return ModelInterface(
+            input_name=self.input_name,
+            input_size=self.input_size,
+            layout="nchw" if self.layout == "nchw" else "nhwc",
+            channel_order="bgr" if self.color == "BGR" else "rgb",
+            mean=(-lo * 255 / (hi - lo),) * 3,
+            std=(255 / (hi - lo),) * 3,
+            output_name=self.output_name,
+            output_layout="nhwc",
+            activation="none",
+            person_channel=0,
+        )
 
 
 _MP = "mediapipe==0.10.14"

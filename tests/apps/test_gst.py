@@ -119,6 +119,33 @@ def test_bad_model_fails_the_pipeline_with_its_reason() -> None:
         )
 
 
+def test_any_segmentation_model_through_its_card(
+    tmp_path: Path, red_blue_frame: Callable[..., np.ndarray]
+) -> None:
+    """An NCHW, ImageNet-normalized, softmax model: the card gives what the graph cannot."""
+    from _helpers import IMAGENET_MEAN, IMAGENET_STD, make_red_softmax_nchw
+
+    model = make_red_softmax_nchw(tmp_path / "m.onnx")
+    card = tmp_path / "card.yaml"
+    card.write_text(f"mean: {list(IMAGENET_MEAN)}\nstd: {list(IMAGENET_STD)}\n")
+    frame = red_blue_frame((48, 64))
+    gst.register()
+    pipeline = Gst.parse_launch(
+        "appsrc name=src format=time caps=video/x-raw,format=BGR,width=64,height=48,"
+        f"framerate=30/1 ! edgeoptbgremove model={model} card={card} effect=mask ! "
+        "appsink name=out sync=false"
+    )
+    src = pipeline.get_by_name("src")
+    pipeline.set_state(Gst.State.PLAYING)
+    src.emit("push-buffer", Gst.Buffer.new_wrapped(frame.tobytes()))
+    src.emit("end-of-stream")
+    outs = _pull_all(pipeline.get_by_name("out"))
+    pipeline.set_state(Gst.State.NULL)
+    assert len(outs) == 1
+    out = outs[0].astype(int)
+    assert out[:, :20].mean() > 200 and out[:, 44:].mean() < 40  # mask: person white
+
+
 def test_threads_out_of_range_fails_the_pipeline_with_its_reason(red_model: Path) -> None:
     with pytest.raises(gst.VideoError, match=r"threads=-1 is out of range: give 0\.\.256"):
         gst.launch(

@@ -11,7 +11,8 @@ import onnxruntime as ort
 import pytest
 
 import edgeopt
-from edgeopt.apps.background import ModelFacts, Segmenter, SegmenterOptions, load_segmenter
+from _helpers import IMAGENET_MEAN, IMAGENET_STD, make_red_logits_nhwc_bgr, make_red_softmax_nchw
+from edgeopt.apps.background import Segmenter, SegmenterOptions, load_segmenter
 from edgeopt.apps.background.sample import sample_frames
 from edgeopt.apps.background.segmenter import resolve_model
 from edgeopt.bench.fidelity import mask_iou
@@ -64,8 +65,9 @@ def test_threshold_smoothing_and_frame_skipping(
 
 def test_bad_models_and_names_are_config_errors(dynamic_model: Path, conv_model: Path) -> None:
     with pytest.raises(ConfigError, match="needs an image input"):
-        ModelFacts.of(edgeopt.compile(dynamic_model))
-    assert ModelFacts.of(edgeopt.compile(conv_model)).layout == "nchw"
+        Segmenter(edgeopt.compile(dynamic_model))
+    with pytest.raises(ConfigError, match="not a person mask"):
+        Segmenter(edgeopt.compile(conv_model))  # [1,4,8,8]: four channels, not a mask
     with pytest.raises(ConfigError, match="neither a zoo model"):
         resolve_model("no-such-model")
 
@@ -120,3 +122,23 @@ def test_stage_times_stay_bounded_over_a_long_run() -> None:
     assert times.counts["infer"] == 50_000
     p50, _ = times.percentiles("infer")
     assert p50 == pytest.approx(49_499.5)  # over the recent window only
+
+
+@pytest.mark.parametrize("kind", ["softmax-nchw-imagenet", "logits-nhwc-bgr"])
+def test_models_shaped_otherwise_give_the_right_masks(
+    tmp_path: Path, red_blue_frame: Callable[..., np.ndarray], kind: str
+) -> None:
+    """Any person-segmentation model runs once its interface is given (or read off the graph)."""
+    if kind == "softmax-nchw-imagenet":
+        path = make_red_softmax_nchw(tmp_path / "m.onnx")
+        fields = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}  # softmax, channel 1: inferred
+    else:
+        path = make_red_logits_nhwc_bgr(tmp_path / "m.onnx")
+        fields = {"channel_order": "bgr"}  # 2-channel logits, channel 1: inferred
+    seg = load_segmenter(str(path), options=SegmenterOptions(feather=0), interface=fields)
+    mask = seg.segment(red_blue_frame((120, 160)))
+    assert mask[:, :70].min() > 240 and mask[:, 90:].max() < 15
+    # Fed the way every model used to be fed (RGB / 255), the masks are wrong.
+    wrong = load_segmenter(str(path), options=SegmenterOptions(feather=0))
+    bad = wrong.segment(red_blue_frame((120, 160)))
+    assert not (bad[:, :70].min() > 240 and bad[:, 90:].max() < 15)

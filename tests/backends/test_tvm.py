@@ -218,3 +218,29 @@ def test_lower_is_the_module_compile_builds(tmp_path: Path) -> None:
         assert ("upsample_bilinear_2x" in names) == rewrite
         assert ("conv_transpose_blocks" in names) == rewrite
         assert "main" in names
+
+
+def test_resize_with_empty_scales_and_sizes_imports(make_model) -> None:  # type: ignore[no-untyped-def]
+    """tf2onnx writes Resize(x, roi, scales=[], sizes): ORT runs it, TVM's importer did not."""
+    empty = numpy_helper.from_array(np.zeros((0,), np.float32), "scales")
+    roi = numpy_helper.from_array(np.zeros((0,), np.float32), "roi")
+    sizes = numpy_helper.from_array(np.array([1, 3, 16, 16], np.int64), "sizes")
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "Resize",
+                ["x", "roi", "scales", "sizes"],
+                ["y"],
+                mode="linear",
+                coordinate_transformation_mode="half_pixel",
+            )
+        ],
+        "tf2onnx_resize",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [roi, empty, sizes],
+    )
+    path = make_model(graph, "resize.onnx", {"": 13})
+    want = edgeopt.compile(path).run({"x": X})["y"]
+    got = edgeopt.compile(path, "tvm").run({"x": X})["y"]
+    np.testing.assert_allclose(got, want, atol=1e-5)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgeopt.bench import BenchSettings, Comparison, Stats, Variant, compare
-from edgeopt.bench.report import markdown, save_chart
+from edgeopt.bench.report import markdown, rows, save_chart
 from edgeopt.errors import BenchmarkError, ConfigError, ModelLoadError
 
 
@@ -108,5 +108,21 @@ def test_errors_before_spawning(conv_model: Path, tmp_path: Path) -> None:
 def test_worker_failure_is_reported(dynamic_model: Path) -> None:
     # ORT accepts the model; the worker's run fails on an unsupported provider at compile time.
     v = Variant(name="bad", model=str(dynamic_model), options={"providers": ["NoSuchProvider"]})
-    with pytest.raises(BenchmarkError, match="variant 'bad' failed: BackendError"):
+    with pytest.raises(BenchmarkError, match=r"baseline could not be measured: .*BackendError"):
         compare([v], BenchSettings(warmup=0, runs=1))
+
+
+def test_a_failing_variant_is_a_failed_row_and_the_others_are_measured(
+    conv_model: Path, dynamic_model: Path
+) -> None:
+    bad = Variant(name="bad", model=str(dynamic_model), options={"providers": ["NoSuchProvider"]})
+    good = Variant(name="ort-1t", model=str(conv_model), options={"threads": 1})
+    base = Variant(name="base", model=str(conv_model))
+    result = compare([base, bad, good], BenchSettings(warmup=1, runs=20, block=5))
+    assert [r.name for r in result.results] == ["base", "ort-1t"]
+    assert len(result.result("ort-1t").samples_ms) == 20 and "bad" not in result.speedups
+    assert "variant 'bad' failed: BackendError" in result.failures["bad"]
+    table = rows(result)
+    assert table[-1][:2] == ("bad", "failed") and "BackendError" in table[-1][2]
+    again = Comparison.from_json(result.to_json())
+    assert again.failures == result.failures

@@ -228,5 +228,6 @@ def test_mediapipe_selfie_outputs_unchanged(models_dir: Path, tmp_path: Path) ->
         "resize_conv_swap": 3,
     }
     feeds = evaluation_feeds(source, count=4)
-    metrics = compare_outputs(run_outputs(source, feeds), run_outputs(result.model, feeds))
+    reader = zoo.get("mediapipe-selfie").interface.person_probability
+    metrics = compare_outputs(run_outputs(source, feeds), run_outputs(result.model, feeds), reader)
     assert metrics.max_abs <= 1e-4 and metrics.iou == 1.0

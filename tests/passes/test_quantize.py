@@ -22,7 +22,7 @@ def _ops(path: Path) -> list[str]:
 
 
 def _calib(model: Path, n: int = 6) -> tuple[dict[str, np.ndarray], ...]:
-    return evaluation_feeds(model, "builtin", count=n, seed=3)
+    return evaluation_feeds(model, "builtin", count=n, seed=3, role="calibration")
 
 
 def _fidelity(a: Path, b: Path, feeds: Any, run: Callable[..., np.ndarray]) -> Any:

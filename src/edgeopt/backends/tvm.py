@@ -251,6 +251,33 @@ def _unsupported(e: Exception, model: ModelArtifact) -> UnsupportedOpError | Non
     )
 
 
+def normalize_for_import(proto: Any) -> int:
+    """Rewrite, in place, what ORT runs but TVM's ONNX importer refuses; returns the count.
+
+    A Resize given both ``scales`` and ``sizes`` (tf2onnx writes an empty ``scales`` tensor
+    beside ``sizes``) makes the importer fail with "Only one of scales and sizes can be
+    provided". ORT uses ``sizes`` then; the spec allows only one, so ``scales`` is dropped
+    (exact: the output size is the same).
+    """
+    import numpy as np
+    from onnx import numpy_helper
+
+    consts = {t.name: t for t in proto.graph.initializer}
+    for n in proto.graph.node:
+        if n.op_type == "Constant" and n.output:
+            for a in n.attribute:
+                if a.name == "value" and a.HasField("t"):
+                    consts[n.output[0]] = a.t
+    changed = 0
+    for n in proto.graph.node:
+        if n.op_type == "Resize" and len(n.input) >= 4 and n.input[2] and n.input[3]:
+            scales = consts.get(n.input[2])
+            if scales is not None and np.asarray(numpy_helper.to_array(scales)).size == 0:
+                n.input[2] = ""
+                changed += 1
+    return changed
+
+
 def _onnx_rewrites(proto: Any) -> Any:
     # A 1x1 conv after an upsampling runs before it, at the low resolution (exact; see
     # edgeopt.passes.ort_layout). The other ort_layout rewrites target ORT's blocked layout.
@@ -303,6 +330,7 @@ class TvmBackend:
         from tvm.relax.frontend.onnx import from_onnx  # type: ignore[import-untyped]
 
         proto = model.proto()
+        normalize_for_import(proto)
         if options.rewrite:
             proto = _onnx_rewrites(proto)
         try:

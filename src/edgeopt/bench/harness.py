@@ -165,9 +165,12 @@ def compare(
     Returns:
         The comparison, every sample kept.
 
+    A variant whose worker fails (a backend that cannot compile the model, a crash) becomes
+    an entry of ``Comparison.failures`` with its one-line error; the others are measured.
+
     Raises:
         ModelLoadError: A model file is bad. ConfigError: bad options.
-        BenchmarkError: A worker failed or hung.
+        BenchmarkError: The baseline's worker failed or hung.
     """
     settings = settings or BenchSettings()
     _check(variants)
@@ -175,8 +178,22 @@ def compare(
     workers = [_Worker(ctx, v, settings) for v in variants]
     samples: dict[str, list[float]] = {v.name: [] for v in variants}
     speedups: dict[str, list[float]] = {v.name: [] for v in variants}
+    failures: dict[str, str] = {}
+
+    def drop(w: _Worker, e: BenchmarkError) -> None:
+        if w.variant.name == variants[0].name:
+            raise BenchmarkError(f"the baseline could not be measured: {e}") from e
+        failures[w.variant.name] = str(e).split("\n", 1)[0]
+        w.close()
+        workers.remove(w)
+
     try:
-        ready = {w.variant.name: w.recv() for w in workers}
+        ready = {}
+        for w in list(workers):
+            try:
+                ready[w.variant.name] = w.recv()
+            except BenchmarkError as e:
+                drop(w, e)
         rounds = math.ceil(settings.runs / settings.block) if settings.runs else None
         deadline = time.monotonic() + (settings.seconds or 0.0)
         r = 0
@@ -185,23 +202,33 @@ def compare(
             if rounds is not None and settings.runs and r == rounds - 1:
                 block = settings.runs - settings.block * (rounds - 1)
             medians: dict[str, float] = {}
-            for i in range(len(workers)):
-                w = workers[(r + i) % len(workers)]
+            for w in [workers[(r + i) % len(workers)] for i in range(len(workers))]:
                 w.conn.send(("block", block))
-                got = w.recv()[1]
+                try:
+                    got = w.recv()[1]
+                except BenchmarkError as e:
+                    drop(w, e)
+                    continue
                 samples[w.variant.name].extend(got)
                 medians[w.variant.name] = float(sorted(got)[len(got) // 2])
                 time.sleep(0.002)  # let spinning runtime threads of this worker go idle
             base = medians[variants[0].name]
             for name, med in medians.items():
                 speedups[name].append(base / med if med > 0 else float("inf"))
+            for name in failures:
+                speedups.pop(name, None)
+                samples.pop(name, None)
             r += 1
             if progress:
                 progress(r, rounds or r)
         results = []
-        for w in workers:
+        for w in list(workers):
             w.conn.send(("stop",))
-            _, peak, _rss = w.recv()
+            try:
+                _, peak, _rss = w.recv()
+            except BenchmarkError as e:
+                drop(w, e)
+                continue
             _, compile_s, size, rss0 = ready[w.variant.name]
             results.append(
                 BenchmarkResult(
@@ -222,7 +249,8 @@ def compare(
             w.close()
     return Comparison(
         results=tuple(results),
-        speedups={k: tuple(v) for k, v in speedups.items()},
+        speedups={k: tuple(v) for k, v in speedups.items() if k not in failures},
         block=settings.block,
         environment=environment(),
+        failures=failures,
     )

@@ -53,6 +53,8 @@ def rows(comparison: Comparison) -> list[tuple[str, ...]]:
                 f"{r.model_size_bytes / 1024:.1f}",
             )
         )
+    for name, error in comparison.failures.items():
+        out.append((name, "failed", error, *("-" for _ in COLUMNS[3:])))
     return out
 
 

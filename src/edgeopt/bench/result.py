@@ -103,12 +103,15 @@ class Comparison:
             round divided by the variant's (above 1: faster than the baseline).
         block: Timed calls per variant per round.
         environment: CPU, core count and library versions of the machine measured on.
+        failures: Variants that could not be measured: name -> one-line error (the others
+            were measured; a failure never aborts the comparison, except the baseline's).
     """
 
     results: tuple[BenchmarkResult, ...]
     speedups: Mapping[str, tuple[float, ...]]
     block: int
     environment: Mapping[str, Any] = field(default_factory=dict)
+    failures: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def baseline(self) -> BenchmarkResult:
@@ -144,6 +147,7 @@ class Comparison:
             "environment": dict(self.environment),
             "results": results,
             "speedups": {k: list(v) for k, v in self.speedups.items()},
+            "failures": dict(self.failures),
         }
 
     def to_json(self) -> str:
@@ -181,4 +185,5 @@ class Comparison:
             speedups=speedups,
             block=data["block"],
             environment=data.get("environment", {}),
+            failures=dict(data.get("failures", {})),
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from edgeopt.auto import CANDIDATES, AutoSettings, search, summary_rows
+from edgeopt.cli import _interface
 from edgeopt.cli._output import console, print_table
 from edgeopt.errors import ConfigError
 
@@ -39,6 +40,15 @@ def auto(
     backend: list[str] = typer.Option([], "--backend", "-b", help="Backends (default: all)."),
     threads: list[int] = typer.Option([], "--threads", "-t", help="Thread counts (default 1, 2)."),
     measure: float = typer.Option(20.0, "--measure-s", min=1, help="Interleaved measuring time."),
+    data: str = typer.Option(
+        "auto", "--data", help="Evaluation images: auto, builtin, a folder, a video."
+    ),
+    card: Path | None = _interface.CARD,
+    input_mean: str | None = _interface.MEAN,
+    input_std: str | None = _interface.STD,
+    input_order: str | None = _interface.ORDER,
+    output_activation: str | None = _interface.ACTIVATION,
+    person_channel: int | None = _interface.PERSON,
 ) -> None:
     """Try recipes x backends x threads; keep what meets the bound; measure; write the winner."""
     settings = AutoSettings(
@@ -48,6 +58,10 @@ def auto(
         backends=tuple(backend) or None,
         threads=tuple(threads) or (1, 2),
         measure_s=measure,
+        data=data,
+        interface=_interface.overrides(
+            card, input_mean, input_std, input_order, output_activation, person_channel
+        ),
     )
     with console.status("searching") as status:
         result = search(model, out, settings, progress=lambda line: status.update(line))

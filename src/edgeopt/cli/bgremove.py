@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.text import Text
 
 from edgeopt.apps.background.segmenter import SegmenterOptions, StageTimes
+from edgeopt.cli import _interface
 from edgeopt.cli._output import console, print_table
 from edgeopt.errors import ConfigError
 
@@ -73,6 +74,12 @@ def bgremove(
     threshold: float | None = typer.Option(None, "--threshold", help="Hard mask threshold."),
     size: str | None = typer.Option(None, "--size", help="Camera size WIDTHxHEIGHT."),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after N."),
+    card: Path | None = _interface.CARD,
+    input_mean: str | None = _interface.MEAN,
+    input_std: str | None = _interface.STD,
+    input_order: str | None = _interface.ORDER,
+    output_activation: str | None = _interface.ACTIVATION,
+    person_channel: int | None = _interface.PERSON,
 ) -> None:
     """Remove, blur or replace the background behind people in a video or a camera stream."""
     from edgeopt.apps.background.app import RunConfig, remove_background
@@ -97,6 +104,9 @@ def bgremove(
             mask=mask,
             budget_ms=budget_ms,
             max_frames=max_frames,
+            interface=_interface.overrides(
+                card, input_mean, input_std, input_order, output_activation, person_channel
+            ),
         )
     except ValidationError as e:
         problems = "; ".join(

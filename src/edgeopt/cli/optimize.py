@@ -7,11 +7,14 @@ and ``out/report.json`` / ``out/report.md``; prints one row per pass: status, si
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from edgeopt._api import load
+from edgeopt.cli import _interface
 from edgeopt.cli._output import console, print_table
 from edgeopt.errors import ConfigError
 from edgeopt.pipeline import run_pipeline
@@ -42,8 +45,17 @@ def optimize(
         False, "--ort-layout", help="Exact rewrites that keep ONNX Runtime's blocked layout."
     ),
     data: str = typer.Option(
-        "auto", "--data", help="Calibration/evaluation images: auto, builtin, a folder, a video."
+        "auto",
+        "--data",
+        help="Calibration/evaluation images: auto, builtin, a folder, a video (split in two "
+        "disjoint halves).",
     ),
+    card: Path | None = _interface.CARD,
+    input_mean: str | None = _interface.MEAN,
+    input_std: str | None = _interface.STD,
+    input_order: str | None = _interface.ORDER,
+    output_activation: str | None = _interface.ACTIVATION,
+    person_channel: int | None = _interface.PERSON,
 ) -> None:
     """Optimize MODEL with a recipe or inline flags; write the model and a report."""
     flags = (
@@ -53,6 +65,9 @@ def optimize(
         raise ConfigError("give either --recipe or inline pass flags, not both")
     if quantize is not None and quantize not in ("dynamic", "static"):
         raise ConfigError(f"--quantize must be 'dynamic' or 'static', got {quantize!r}")
+    fields = _interface.overrides(
+        card, input_mean, input_std, input_order, output_activation, person_channel
+    )
     artifact = load(model)
     if recipe is not None:
         plan = load_recipe(recipe)
@@ -73,6 +88,7 @@ def optimize(
             plan,
             out,
             progress=lambda i, n, name: status.update(f"pass {i}/{n}: {name}"),
+            interface=fields,
         )
     rows = []
     for i, s in enumerate(report.steps, 1):
@@ -81,11 +97,11 @@ def optimize(
             [
                 str(i),
                 s.name,
-                "applied" if s.applied else f"skipped: {s.skipped}" if s.skipped else "no change",
+                _status(s.applied, s.skipped, s.details),
                 f"{s.size_bytes / 1024:.1f}",
-                f"{f['iou']:.4f}" if "iou" in f else "-",
-                f"{f['cosine']:.5f}" if "cosine" in f else "-",
-                f"{f['max_abs']:.4g}" if "max_abs" in f else "-",
+                _num(f.get("iou"), ".4f"),
+                _num(f.get("cosine"), ".5f"),
+                _num(f.get("max_abs"), ".4g"),
                 f"{s.seconds:.1f}",
             ]
         )
@@ -94,4 +110,25 @@ def optimize(
         ["#", "pass", "status", "KiB", "IoU", "cosine", "max abs", "s"],
         rows,
     )
+    console.print(f"evaluation: {report.data['evaluation']}")
+    console.print(f"calibration: {report.data['calibration']}")
+    for warning in report.warnings:
+        console.print(f"warning: {warning}")
     console.print(f"wrote {report.output}, {out / 'report.json'}, {out / 'report.md'}")
+
+
+def _status(applied: bool, skipped: str | None, details: Mapping[str, Any]) -> str:
+    """A step's status with every reason: parts skipped inside a pass, models normalized."""
+    text = "applied" if applied else f"skipped: {skipped}" if skipped else "no change"
+    parts = details.get("skipped")
+    parts = parts if isinstance(parts, dict) else {}
+    notes = [f"{k} skipped: {v}" for k, v in parts.items()]
+    notes += [n for n in details.get("normalized", []) if isinstance(n, str)]
+    return text + "".join(f"; {n}" for n in notes)
+
+
+def _num(value: object, fmt: str) -> str:
+    """A metric for the table; "-" where it does not apply (None or NaN)."""
+    if not isinstance(value, int | float) or value != value:
+        return "-"
+    return format(value, fmt)

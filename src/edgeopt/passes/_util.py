@@ -15,7 +15,16 @@ from edgeopt._fs import atomic_path
 from edgeopt.artifact import ModelArtifact, load_onnx
 from edgeopt.errors import ConfigError
 
-__all__ = ["op_counts", "param_count", "parse_pass_options", "save_proto"]
+__all__ = [
+    "default_opset",
+    "drop_weight_inputs",
+    "op_counts",
+    "param_count",
+    "parse_pass_options",
+    "save_proto",
+    "unique_node_names",
+    "upgrade_opset",
+]
 
 _O = TypeVar("_O", bound=BaseModel)
 
@@ -56,3 +65,70 @@ def op_counts(model: onnx.ModelProto) -> dict[str, int]:
 def param_count(model: onnx.ModelProto) -> int:
     """Number of elements in the graph's initializers."""
     return sum(int(np.prod(t.dims)) for t in model.graph.initializer)
+
+
+def unique_node_names(model: onnx.ModelProto) -> list[str]:
+    """Give every nameless or duplicate-named node a unique name, in place (ONNX allows both,
+    and several converters write no names; ORT's quantizer and the pruning pass key nodes by
+    name). Returns the names given."""
+    taken: set[str] = set()
+    given = []
+    for i, node in enumerate(model.graph.node):
+        if node.name and node.name not in taken:
+            taken.add(node.name)
+            continue
+        base = node.name or node.op_type
+        name = f"{base}_{i}"
+        while name in taken:
+            name += "_"
+        node.name = name
+        taken.add(name)
+        given.append(name)
+    return given
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The model's version of the default ONNX domain."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def upgrade_opset(model: onnx.ModelProto, minimum: int, why: str) -> tuple[onnx.ModelProto, str]:
+    """``model`` at opset ``minimum`` or above, by onnx's version converter (exact adapters).
+
+    Returns:
+        The model and a note for the report ("" when no upgrade was needed).
+
+    Raises:
+        ConfigError: The converter cannot upgrade this model; the message says why.
+    """
+    have = default_opset(model)
+    if have >= minimum:
+        return model, ""
+    from onnx import version_converter
+
+    try:
+        upgraded = version_converter.convert_version(model, minimum)
+        onnx.checker.check_model(upgraded)
+    except Exception as e:  # the converter raises RuntimeError, ValidationError, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(
+            f"{why} needs ONNX opset {minimum}, the model has {have}, and onnx's version "
+            f"converter cannot upgrade it ({first}): re-export the model at opset {minimum}+"
+        ) from e
+    return upgraded, f"opset upgraded {have} -> {minimum} (onnx version converter) for {why}"
+
+
+def drop_weight_inputs(model: onnx.ModelProto) -> list[str]:
+    """Remove graph inputs that are initializers (weights listed as inputs), in place.
+
+    Older exporters (IR < 4 style) list every weight among the graph inputs, which makes them
+    overridable feeds; passes that rename or retype weights then break SSA. The model's real
+    inputs are unchanged. Returns the names removed.
+    """
+    weights = {t.name for t in model.graph.initializer}
+    keep = [v for v in model.graph.input if v.name not in weights]
+    dropped = [v.name for v in model.graph.input if v.name in weights]
+    if dropped:
+        del model.graph.input[:]
+        model.graph.input.extend(keep)
+    return dropped

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from edgeopt.artifact import ModelArtifact
+from edgeopt.interface import ModelInterface
 
 __all__ = ["Pass", "PassContext", "PassResult"]
 
@@ -28,11 +29,15 @@ class PassContext:
         workdir: Where the pass writes its output model.
         calibration: Representative feeds (for static quantization, pruning reconstruction).
         options: The pass's own validated options.
+        interface: The model's image interface: how a pass that measures its own fidelity
+            (accuracy-aware quantization, pruning allocation) reads the output. None: the
+            output is not a person mask, and output metrics apply.
     """
 
     workdir: Path
     calibration: tuple[Mapping[str, np.ndarray], ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
+    interface: ModelInterface | None = None
 
 
 @dataclass(frozen=True)

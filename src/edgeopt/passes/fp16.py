@@ -24,7 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.artifact import ModelArtifact
 from edgeopt.errors import BackendError
-from edgeopt.passes._util import op_counts, parse_pass_options, save_proto
+from edgeopt.passes._util import (
+    drop_weight_inputs,
+    op_counts,
+    parse_pass_options,
+    save_proto,
+)
 from edgeopt.passes.base import PassContext, PassResult
 
 __all__ = ["Fp16Options", "Fp16Pass", "fp16_weights"]
@@ -88,6 +93,7 @@ class Fp16Pass:
         """
         opts = parse_pass_options(self.name, Fp16Options, ctx.options)
         proto = model.proto()
+        dropped = drop_weight_inputs(proto)  # else the converter's casts break SSA
         if opts.mode == "weights":
             out, converted = fp16_weights(proto, opts.min_elements)
             if converted == 0:
@@ -109,5 +115,10 @@ class Fp16Pass:
             "size_before": model.size_bytes,
             "size_after": artifact.size_bytes,
             "ops_after": op_counts(out),
+            "normalized": (
+                [f"{len(dropped)} weights listed among the graph inputs made initializers only"]
+                if dropped
+                else []
+            ),
         }
         return PassResult(model=artifact, modified=True, report=report)

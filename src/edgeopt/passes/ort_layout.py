@@ -56,7 +56,14 @@ from onnx import helper, numpy_helper, shape_inference
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.artifact import ModelArtifact
-from edgeopt.passes._util import op_counts, parse_pass_options, save_proto
+from edgeopt.errors import ConfigError
+from edgeopt.passes._util import (
+    default_opset,
+    op_counts,
+    parse_pass_options,
+    save_proto,
+    upgrade_opset,
+)
 from edgeopt.passes.base import PassContext, PassResult
 
 __all__ = ["OrtLayoutOptions", "OrtLayoutPass", "rewrite"]
@@ -359,7 +366,14 @@ def rewrite(
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    opset = next((o.version for o in out.opset_import if o.domain in ("", "ai.onnx")), 0)
+    notes: list[str] = []
+    if options.se_broadcast and default_opset(out) < _MIN_OPSET:
+        try:  # exact: the converter's adapters keep every op's semantics
+            out, note = upgrade_opset(out, _MIN_OPSET, "the se_broadcast rewrite")
+            notes.append(note)
+        except ConfigError as e:
+            notes.append(str(e))
+    opset = default_opset(out)
     unread = {t.name for t in out.graph.initializer} - _used_names(out.graph)
     applied: dict[str, Any] = {}
     skipped: dict[str, str] = {}
@@ -379,7 +393,7 @@ def rewrite(
         applied[name] = fn(gv)
         gv.commit()
     _drop_orphans(out, unread)
-    return out, {"applied": applied, "skipped": skipped}
+    return out, {"applied": applied, "skipped": skipped, "normalized": notes}
 
 
 class OrtLayoutPass:

@@ -39,6 +39,7 @@ activations).
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,9 +51,15 @@ from onnx import numpy_helper
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.artifact import ModelArtifact
-from edgeopt.bench.fidelity import compare_outputs
 from edgeopt.errors import ConfigError
-from edgeopt.passes._util import parse_pass_options, save_proto
+from edgeopt.interface import ModelInterface
+from edgeopt.metrics import compare_outputs
+from edgeopt.passes._util import (
+    drop_weight_inputs,
+    parse_pass_options,
+    save_proto,
+    unique_node_names,
+)
 from edgeopt.passes.base import PassContext, PassResult
 
 __all__ = ["StructuredPruneOptions", "StructuredPrunePass", "channel_spaces", "count_macs"]
@@ -168,6 +175,7 @@ class _Graph:
         self.uses = uses
         self.parent: dict[int, int] = {}
         self.spaces: dict[int, Space] = {}
+        self.frozen_by: collections.Counter[str] = collections.Counter()
         self.of: dict[str, int] = {}
         self._build()
 
@@ -209,18 +217,23 @@ class _Graph:
         sa.consumers += sb.consumers
         sa.macs += sb.macs
 
-    def _freeze(self, tensors: Iterable[str]) -> None:
+    def _freeze(self, tensors: Iterable[str], why: str = "") -> None:
         for t in tensors:
             s = self._space(t)
             if s is not None:
                 self.spaces[s].frozen = True
+                self.frozen_by[why or "an op the pruner cannot follow"] += 1
+
+    def why_frozen(self) -> str:
+        """What froze the channel spaces, most frequent first (for a user-facing message)."""
+        return ", ".join(f"{why} ({n})" for why, n in self.frozen_by.most_common(4))
 
     def _owned(self, name: str) -> bool:
         return name in self.inits and self.uses.get(name, 0) == 1
 
     def _build(self) -> None:
         g = self.model.graph
-        self._freeze(i.name for i in g.input)
+        self._freeze((i.name for i in g.input), "the graph input")
         for n in g.node:
             x = n.input[0] if n.input else ""
             out = n.output[0] if n.output else ""
@@ -234,7 +247,7 @@ class _Graph:
                 sx, so = self._space(x), self._space(out)
                 bias = n.input[2] if len(n.input) > 2 and n.input[2] else None
                 if bias is not None and not self._owned(bias):
-                    self._freeze([x, out])
+                    self._freeze([x, out], f"{n.op_type} with a shared or computed bias")
                     continue
                 oshape = self.shapes.get(out, [])
                 hw = int(np.prod(oshape[2:])) if len(oshape) == 4 else 0
@@ -252,7 +265,7 @@ class _Graph:
                         self.spaces[root].macs += macs
                     continue
                 if group != 1 or sx is None or so is None:
-                    self._freeze([x, out])
+                    self._freeze([x, out], f"grouped {n.op_type} or one of unknown shape")
                     continue
                 out_axis = 0 if n.op_type == "Conv" else 1
                 self.spaces[sx].consumers.append(n.name)
@@ -295,8 +308,8 @@ class _Graph:
                     else:
                         self._union(so, self._space(i))
                 continue
-            self._freeze([*n.input, *n.output])
-        self._freeze(o.name for o in g.output)
+            self._freeze([*n.input, *n.output], f"{n.op_type} (not followed through)")
+        self._freeze((o.name for o in g.output), "a graph output")
 
     def _member_or_freeze(self, root: int | None, name: str, role: str, tensors: list[str]) -> None:
         if root is None:
@@ -590,9 +603,17 @@ class StructuredPrunePass:
                 "criterion: l1, allocation: uniform, reconstruct: false"
             )
         proto = model.proto()
-        spaces = _Graph(proto).prunable()
+        unique_node_names(proto)  # spaces and refits key nodes by name
+        drop_weight_inputs(proto)
+        graph = _Graph(proto)
+        spaces = graph.prunable()
         if not spaces or opts.ratio == 0.0:
-            why = "ratio is 0" if spaces else "no prunable channel space (every space is frozen)"
+            why = (
+                "ratio is 0"
+                if spaces
+                else "no prunable channel space: every conv's channels reach something that "
+                f"must keep them: {graph.why_frozen() or 'no conv with its own weights'}"
+            )
             return PassResult.not_applicable(model, why)
         macs_before = count_macs(proto)
         feeds = list(ctx.calibration)
@@ -603,7 +624,7 @@ class StructuredPrunePass:
                 k = round(s.channels * (1 - opts.ratio) / opts.round_to) * opts.round_to
                 counts[s.id] = k if opts.min_channels <= k < s.channels else s.channels
         else:
-            counts, sens = self._allocate(proto, spaces, opts, feeds, macs_before)
+            counts, sens = self._allocate(proto, spaces, opts, feeds, macs_before, ctx.interface)
             report["sensitivity"] = sens
         out, kept = prune_channels(proto, counts, opts, feeds)
         if not kept:
@@ -632,8 +653,13 @@ class StructuredPrunePass:
         opts: StructuredPruneOptions,
         feeds: list[Any],
         macs_before: int,
+        interface: ModelInterface | None = None,
     ) -> tuple[dict[int, int], dict[str, Any]]:
-        """Greedy allocation by measured loss per multiply-add saved (the table is cached)."""
+        """Greedy allocation by measured loss per multiply-add saved (the table is cached).
+
+        The loss is 1 - cosine of the outputs, plus 1 - mask IoU when the interface reads the
+        output as a person mask (never a threshold of raw logits).
+        """
         import hashlib
 
         h = hashlib.sha256(proto.SerializeToString())
@@ -647,9 +673,12 @@ class StructuredPrunePass:
             opts.min_channels,
             opts.ridge,
             len(feeds),
+            interface.model_dump_json() if interface is not None else None,
         )
         if key not in _SENSITIVITY_CACHE:
-            _SENSITIVITY_CACHE[key] = self._table(proto, spaces, opts, feeds, macs_before)
+            _SENSITIVITY_CACHE[key] = self._table(
+                proto, spaces, opts, feeds, macs_before, interface
+            )
         table = _SENSITIVITY_CACHE[key]
         return self._greedy(spaces, table, opts, macs_before)
 
@@ -660,8 +689,12 @@ class StructuredPrunePass:
         opts: StructuredPruneOptions,
         feeds: list[Any],
         macs_before: int,
+        interface: ModelInterface | None = None,
     ) -> dict[int, list[tuple[int, float, int]]]:
-        name = proto.graph.output[0].name
+        mask = interface is not None and interface.has_mask
+        name = interface.output_name if interface and interface.output_name else None
+        name = name or proto.graph.output[0].name
+        to_mask = interface.person_probability if interface is not None and mask else None
         # [N, ...] batches split into per-frame arrays that keep a batch axis of 1.
         reference = [y[None] for y in _collect(proto, [name], feeds)[name]]
         quick = opts.model_copy(update={"reconstruct": True, "scope": "consumers"})
@@ -673,8 +706,9 @@ class StructuredPrunePass:
             for k in probe:
                 m, _ = prune_channels(proto, {s.id: k}, quick, feeds)
                 y = [a[None] for a in _collect(m, [name], feeds)[name]]
-                f = compare_outputs(reference, y)
-                rows.append((k, 1.0 - f.iou + (1.0 - f.cosine), macs_before - count_macs(m)))
+                f = compare_outputs(reference, y, to_mask)
+                loss = (1.0 - f.cosine) + (1.0 - f.iou if f.kind == "mask" else 0.0)
+                rows.append((k, loss, macs_before - count_macs(m)))
             table[s.id] = rows
         return table
 

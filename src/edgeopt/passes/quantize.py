@@ -40,9 +40,18 @@ import onnx
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.artifact import ModelArtifact
-from edgeopt.bench.fidelity import FidelityMetrics, compare_outputs, run_outputs
+from edgeopt.bench.fidelity import run_outputs
 from edgeopt.errors import BackendError, ConfigError
-from edgeopt.passes._util import op_counts, parse_pass_options, save_proto
+from edgeopt.interface import ModelInterface
+from edgeopt.metrics import FidelityMetrics, compare_outputs
+from edgeopt.passes._util import (
+    drop_weight_inputs,
+    op_counts,
+    parse_pass_options,
+    save_proto,
+    unique_node_names,
+    upgrade_opset,
+)
 from edgeopt.passes.base import PassContext, PassResult
 
 __all__ = [
@@ -152,19 +161,6 @@ def _reader(feeds: Sequence[Mapping[str, np.ndarray]]) -> Any:
     return _Reader()
 
 
-def _named(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Give unnamed nodes a name so they can be excluded from quantization by name."""
-    taken = {n.name for n in model.graph.node if n.name}
-    for i, node in enumerate(model.graph.node):
-        if not node.name:
-            name = f"{node.op_type}_{i}"
-            while name in taken:
-                name += "_"
-            node.name = name
-            taken.add(name)
-    return model
-
-
 def quantize_file(
     src: Path,
     dst: Path,
@@ -244,23 +240,38 @@ def quantized_nodes(model: onnx.ModelProto) -> list[str]:
 class _Evaluator:
     """Quantize with a given fp32 set and measure it on the calibration frames."""
 
-    def __init__(self, src: Path, opts: QuantizeOptions, feeds: Sequence[Any], tmp: Path) -> None:
+    def __init__(
+        self,
+        src: Path,
+        opts: QuantizeOptions,
+        feeds: Sequence[Any],
+        tmp: Path,
+        interface: ModelInterface | None,
+    ) -> None:
         self.src, self.opts, self.feeds, self.tmp = src, opts, feeds, tmp
         self.cache = tmp / "calibration.json"
-        self.reference = run_outputs(src, feeds)
+        self.output = interface.output_name if interface is not None else None
+        self.to_mask = interface.person_probability if interface and interface.has_mask else None
+        self.reference = run_outputs(src, feeds, output=self.output)
         self.calls = 0
 
     def __call__(self, fp32: Iterable[str]) -> tuple[Path, FidelityMetrics]:
         self.calls += 1
         dst = self.tmp / f"q{self.calls}.onnx"
         quantize_file(self.src, dst, self.opts, self.feeds, exclude=fp32, cache=self.cache)
-        return dst, compare_outputs(self.reference, run_outputs(dst, self.feeds))
+        got = run_outputs(dst, self.feeds, output=self.output)
+        return dst, compare_outputs(self.reference, got, self.to_mask)
 
 
 def _accuracy_aware(
-    src: Path, opts: QuantizeOptions, bound: AccuracyBound, feeds: Sequence[Any], tmp: Path
+    src: Path,
+    opts: QuantizeOptions,
+    bound: AccuracyBound,
+    feeds: Sequence[Any],
+    tmp: Path,
+    interface: ModelInterface | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    evaluate = _Evaluator(src, opts, feeds, tmp)
+    evaluate = _Evaluator(src, opts, feeds, tmp, interface)
     full_path, full = evaluate(())
     steps: list[dict[str, Any]] = [{"fp32_nodes": 0, bound.metric: full.value(bound.metric)}]
     report: dict[str, Any] = {"bound": bound.model_dump(), "full_int8": full.to_dict()}
@@ -356,11 +367,20 @@ class QuantizePass:
             raise ConfigError(
                 "quantize: accuracy-aware mode (accuracy:) needs mode: static and format: qdq"
             )
+        notes = []
+        if opts.format == "qdq" and opts.mode == "static":
+            # QDQ with per-axis scales needs DequantizeLinear's axis attribute (opset 13).
+            proto, note = upgrade_opset(proto, 13, "int8 static QDQ")
+            notes.append(note)
+        if unique_node_names(proto):
+            notes.append("unnamed or duplicate-named nodes were given unique names")
+        if drop_weight_inputs(proto):
+            notes.append("weights listed among the graph inputs were made initializers only")
         ctx.workdir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=ctx.workdir, prefix=".quantize-") as tmp_name:
             tmp = Path(tmp_name)
             src = tmp / "float.onnx"
-            onnx.save(_named(proto), str(src))
+            onnx.save(proto, str(src))
             if opts.preprocess:
                 from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -369,9 +389,14 @@ class QuantizePass:
                     src = tmp / "pre.onnx"
                 except Exception as e:  # a failed pre-process is not fatal: quantize as is
                     log.warning("quantize: quant_pre_process failed (%s); quantizing as is", e)
-            report: dict[str, Any] = {"options": opts.model_dump(exclude={"accuracy"})}
+            report: dict[str, Any] = {
+                "options": opts.model_dump(exclude={"accuracy"}),
+                "normalized": [n for n in notes if n],
+            }
             if opts.accuracy is not None:
-                out, acc = _accuracy_aware(src, opts, opts.accuracy, ctx.calibration, tmp)
+                out, acc = _accuracy_aware(
+                    src, opts, opts.accuracy, ctx.calibration, tmp, ctx.interface
+                )
                 report["accuracy"] = acc
             else:
                 out = tmp / "q.onnx"

@@ -22,7 +22,6 @@ from edgeopt.apps.background.errors import (
 )
 from edgeopt.apps.background.remover import BackgroundRemover
 from edgeopt.apps.background.segmenter import (
-    ModelFacts,
     Segmenter,
     SegmenterOptions,
     StageTimes,
@@ -34,7 +33,6 @@ __all__ = [
     "CameraError",
     "Compositor",
     "EffectOptions",
-    "ModelFacts",
     "Segmenter",
     "SegmenterOptions",
     "StageTimes",

@@ -10,7 +10,7 @@ the source released and no file created.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -65,6 +65,11 @@ class RunConfig(BaseModel):
     )
     max_frames: int | None = Field(default=None, ge=1, description="Stop after N frames.")
     models_dir: str | None = Field(default=None, description="Offline verified models folder.")
+    interface: dict[str, Any] | None = Field(
+        default=None,
+        description="Model interface fields (normalization, channel order, output activation, "
+        "person channel) on top of the zoo entry's or the graph's.",
+    )
 
     @model_validator(mode="after")
     def _one_source_one_sink(self) -> RunConfig:
@@ -119,6 +124,7 @@ def remove_background(
             options=config.mask,
             models_dir=Path(config.models_dir) if config.models_dir else None,
             optimize=config.optimize,
+            interface=config.interface,
         )
         compositor = Compositor(effect_from_args(config.effect, config.background))
         remover = BackgroundRemover(segmenter, compositor, config.budget_ms)

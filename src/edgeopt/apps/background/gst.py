@@ -37,6 +37,7 @@ import gi  # type: ignore[import-untyped]
 gi.require_version("Gst", "1.0")
 gi.require_version("GstBase", "1.0")
 gi.require_version("GstVideo", "1.0")
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from gi.repository import GLib, GObject, Gst, GstBase, GstVideo  # type: ignore[import-untyped]  # noqa: E402
 
@@ -46,6 +47,7 @@ from edgeopt.apps.background.errors import VideoError  # noqa: E402
 from edgeopt.apps.background.remover import BackgroundRemover  # noqa: E402
 from edgeopt.apps.background.segmenter import Order, load_segmenter  # noqa: E402
 from edgeopt.errors import EdgeoptError  # noqa: E402
+from edgeopt.interface import load_card  # noqa: E402
 
 __all__ = [
     "ELEMENT",
@@ -100,6 +102,14 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
     )
     __gproperties__: ClassVar[dict[str, tuple[Any, ...]]] = {
         "model": (str, "model", "Zoo model name or .onnx path", "mediapipe-selfie", _RW),
+        "card": (
+            str,
+            "card",
+            "YAML model card: the model's interface (mean, std, channel_order, activation, "
+            "person_channel, ...); empty: the zoo entry's or what the graph says",
+            "",
+            _RW,
+        ),
         "backend": (str, "backend", "edgeopt backend that runs the model", "onnxruntime", _RW),
         "effect": (str, "effect", "blur, replace, remove, mask or none", "blur", _RW),
         "background": (
@@ -126,6 +136,7 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
         super().__init__()
         self._props: dict[str, Any] = {
             "model": "mediapipe-selfie",
+            "card": "",
             "backend": "onnxruntime",
             "effect": "blur",
             "background": "",
@@ -173,7 +184,10 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
     def _build(self) -> BackgroundRemover:
         p = self._props
         options = {"threads": p["threads"]} if p["threads"] else None
-        segmenter = load_segmenter(p["model"], backend=p["backend"], backend_options=options)
+        card = load_card(p["card"]) if p["card"] else None
+        segmenter = load_segmenter(
+            p["model"], backend=p["backend"], backend_options=options, interface=card
+        )
         return BackgroundRemover(segmenter, self._compositor())
 
     def _error(self, text: str) -> None:
@@ -188,7 +202,7 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
         if self._remover is None or self._stale:
             try:
                 self._remover = self._build()
-            except (EdgeoptError, OSError, MemoryError) as e:
+            except (EdgeoptError, OSError, MemoryError, cv2.error) as e:
                 self._error(f"{ELEMENT}: {_message(e)}")
                 return False
             self._stale = False
@@ -228,7 +242,7 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
                 frame = np.ascontiguousarray(view)
                 remover.process(frame, self._order, frame)
                 view[...] = frame
-        except (EdgeoptError, ValueError, TypeError, OSError, MemoryError) as e:
+        except (EdgeoptError, ValueError, TypeError, OSError, MemoryError, cv2.error) as e:
             self._error(f"{ELEMENT}: {_message(e)}")
             return Gst.FlowReturn.ERROR
         finally:

@@ -1,13 +1,16 @@
 """Person segmentation on video frames: pre-process, run a `CompiledModel`, post-process the mask.
 
 The `Segmenter` wraps any `CompiledModel` from any backend — the very object ``edgeopt.compile``
-returns and the benchmark measures — plus the facts a zoo entry gives about it (input size,
-layout, colour order, value range). Every step is a handful of vectorized OpenCV/numpy calls
-on whole arrays; no Python runs per pixel:
+returns and the benchmark measures — plus the model's `ModelInterface` (a zoo entry's own, or
+what the graph says with the user's flags on top). Every step is a handful of vectorized
+OpenCV/numpy calls on whole arrays; no Python runs per pixel:
 
-- pre-process: one ``cv2.resize`` of the frame to the model's size (bilinear: 10x cheaper than
-  area averaging at 720p and indistinguishable in the masks), one ``cvtColor`` to the model's
-  colour order, one multiply into a reused float32 buffer.
+- pre-process: `ModelInterface.preprocess`, the code fidelity and calibration run too: one
+  ``cv2.resize`` of the frame to the model's size (bilinear: 10x cheaper than area averaging at
+  720p and indistinguishable in the masks), one ``cvtColor`` to the model's colour order, the
+  per-channel normalization into a reused float32 buffer.
+- the output read as a person probability by `ModelInterface.person_probability` (sigmoid or
+  softmax applied where the model gives logits, the person channel picked).
 - post-process, done at the model's resolution where it is cheap: temporal smoothing (an
   exponential moving average over frames, against flicker), an optional hard threshold, edge
   feathering (a Gaussian blur whose sigma is scaled from output pixels), conversion to uint8,
@@ -29,13 +32,15 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
+import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgeopt.artifact import load_onnx
 from edgeopt.backends.base import BackendOptions, CompiledModel
 from edgeopt.errors import ConfigError, InputMismatchError
+from edgeopt.interface import ModelInterface, Order, infer_interface
 
 __all__ = [
-    "ModelFacts",
     "Order",
     "Segmenter",
     "SegmenterOptions",
@@ -44,22 +49,6 @@ __all__ = [
     "ort_optimized",
     "resolve_model",
 ]
-
-Order = Literal["BGR", "RGB", "BGRA", "RGBA"]
-"""Channel order of a uint8 frame: OpenCV's BGR, or RGB; with or without alpha."""
-
-_TO_RGB = {
-    "BGR": cv2.COLOR_BGR2RGB,
-    "BGRA": cv2.COLOR_BGRA2RGB,
-    "RGBA": cv2.COLOR_RGBA2RGB,
-    "RGB": None,
-}
-_TO_BGR = {
-    "RGB": cv2.COLOR_RGB2BGR,
-    "RGBA": cv2.COLOR_RGBA2BGR,
-    "BGRA": cv2.COLOR_BGRA2BGR,
-    "BGR": None,
-}
 
 
 class StageTimes:
@@ -139,59 +128,13 @@ class SegmenterOptions(BaseModel):
     )
 
 
-class ModelFacts(BaseModel):
-    """What a segmenter must know about its model besides the compiled object."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    input_name: str = Field(description="Name of the image input tensor.")
-    output_name: str = Field(description="Name of the person-probability output tensor.")
-    input_size: tuple[int, int] = Field(description="(height, width) the model takes.")
-    layout: Literal["nhwc", "nchw"] = Field(default="nhwc", description="Input tensor layout.")
-    color: Literal["RGB", "BGR"] = Field(default="RGB", description="Channel order of the input.")
-    scale: tuple[float, float] = Field(
-        default=(0.0, 1.0), description="Input value range that pixels 0..255 map onto."
-    )
-
-    @classmethod
-    def of(cls, model: CompiledModel) -> ModelFacts:
-        """Facts read from a compiled model's interface: first input and output, NHWC/NCHW by shape.
-
-        Raises:
-            ConfigError: The model's input is not a static image tensor of 3 channels.
-        """
-        spec = model.inputs[0]
-        shape = spec.shape
-        h: object
-        w: object
-        if len(shape) == 4 and shape[3] == 3 and isinstance(shape[1], int):
-            layout: Literal["nhwc", "nchw"] = "nhwc"
-            h, w = shape[1], shape[2]
-        elif len(shape) == 4 and shape[1] == 3:
-            layout, h, w = "nchw", shape[2], shape[3]
-        else:
-            raise ConfigError(
-                f"input {spec.name!r} has shape {shape}: a segmenter needs an image input "
-                "[1,H,W,3] or [1,3,H,W]; give the model's facts explicitly"
-            )
-        if not (isinstance(h, int) and isinstance(w, int)):
-            raise ConfigError(
-                f"input {spec.name!r} has dynamic size {shape}; give input_size explicitly"
-            )
-        return cls(
-            input_name=spec.name,
-            output_name=model.outputs[0].name,
-            input_size=(h, w),
-            layout=layout,
-        )
-
-
 class Segmenter:
     """Frames in, person masks (uint8, frame-sized, 255 = person) out.
 
     Args:
         model: A compiled segmentation model (``edgeopt.compile(...)``, any backend).
-        facts: Its input/output names, size, layout, colour order and range; read from the
+        interface: Its input/output names, size, layout, colour order, normalization and
+            output meaning; read from the
             model's interface when None.
         options: Post-processing and frame skipping.
     """
@@ -199,18 +142,28 @@ class Segmenter:
     def __init__(
         self,
         model: CompiledModel,
-        facts: ModelFacts | None = None,
+        interface: ModelInterface | None = None,
         options: SegmenterOptions | None = None,
     ) -> None:
         self.model = model
-        self.facts = facts or ModelFacts.of(model)
+        self.interface = interface or _interface_of(model)
+        if not self.interface.has_mask:
+            raise ConfigError(
+                f"{model.outputs[0].name!r} is not read as a person mask: give the model's "
+                "output interface (--output-activation, --person-channel, or --card)"
+            )
+        h, w = self.interface.input_size
+        need = h * w * 3 * (4 + 1) * 2  # float32 input + uint8 resize, with headroom
+        available = int(psutil.virtual_memory().available)
+        if need > available // 2:
+            raise ConfigError(
+                f"input {self.interface.input_name!r} of {h}x{w} pixels needs "
+                f"{need / 2**30:.1f} GiB of memory per frame, more than half of the "
+                f"{available / 2**30:.1f} GiB available: use a model with a smaller input"
+            )
         self.options = options or SegmenterOptions()
         self.every = self.options.every
-        h, w = self.facts.input_size
-        self._buf = np.empty((1, h, w, 3), np.float32)
-        lo, hi = self.facts.scale
-        self._mul = np.float32((hi - lo) / 255.0)
-        self._add = np.float32(lo)
+        self._buf: np.ndarray | None = None
         self._prev: np.ndarray | None = None
         self._last_mask: np.ndarray | None = None
         self._mask: np.ndarray | None = None
@@ -226,42 +179,28 @@ class Segmenter:
     def preprocess(self, frame: np.ndarray, order: Order = "BGR") -> np.ndarray:
         """The model's input tensor for one uint8 frame (a reused buffer: copy it to keep it).
 
+        This is `ModelInterface.preprocess`: the code fidelity and calibration use too.
+
         Raises:
             InputMismatchError: Not an HxWx3/4 uint8 frame.
         """
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != len(order):
-            raise InputMismatchError(
-                f"frame of shape {frame.shape} and dtype {frame.dtype} does not match channel "
-                f"order {order}: give an HxWx{len(order)} uint8 image"
-            )
-        h, w = self.facts.input_size
-        small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
-        code = (_TO_RGB if self.facts.color == "RGB" else _TO_BGR)[order]
-        if code is not None:
-            small = cv2.cvtColor(small, code)
-        out = self._buf[0]
-        np.multiply(small, self._mul, out=out)
-        if self._add:
-            out += self._add
-        if self.facts.layout == "nchw":
-            return np.ascontiguousarray(self._buf.transpose(0, 3, 1, 2))
+        try:
+            self._buf = self.interface.preprocess(frame, order, self._buf)
+        except ConfigError as e:
+            raise InputMismatchError(str(e)) from e
         return self._buf
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         """Run the model; returns the person probability at the model's resolution, HxW float32.
 
         Raises:
-            BackendError: The backend failed. ConfigError: the output is not one HxW map.
+            BackendError: The backend failed. ConfigError: the output is not a mask.
         """
-        out = self.model.run({self.facts.input_name: tensor})[self.facts.output_name]
-        prob = np.squeeze(np.asarray(out))
-        if prob.ndim != 2:
-            raise ConfigError(
-                f"output {self.facts.output_name!r} has shape {np.shape(out)}; a segmenter needs "
-                "one probability map [1,H,W,1], [1,1,H,W] or [1,H,W]"
-            )
+        name = self.interface.output_name or self.model.outputs[0].name
+        out = self.model.run({self.interface.input_name: tensor})[name]
+        prob = self.interface.person_probability(out)
         self.model_runs += 1
-        return prob.astype(np.float32, copy=False)
+        return prob
 
     def postprocess(self, prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """The frame-sized uint8 mask for a probability map; updates the temporal state.
@@ -327,10 +266,46 @@ class Segmenter:
         return mask
 
 
+def _interface_of(model: CompiledModel) -> ModelInterface:
+    """The interface a compiled model's input and output shapes imply (no graph at hand)."""
+    from edgeopt.interface import _mask_layout
+
+    spec = model.inputs[0]
+    shape = spec.shape
+    layout: Literal["nhwc", "nchw"]
+    h: Any
+    w: Any
+    if len(shape) == 4 and shape[3] == 3 and isinstance(shape[1], int):
+        layout, h, w = "nhwc", shape[1], shape[2]
+    elif len(shape) == 4 and shape[1] == 3:
+        layout, h, w = "nchw", shape[2], shape[3]
+    else:
+        raise ConfigError(
+            f"input {spec.name!r} has shape {shape}: a segmenter needs an image input "
+            "[1,H,W,3] or [1,3,H,W]; give the model's interface explicitly"
+        )
+    if not (isinstance(h, int) and isinstance(w, int)):
+        raise ConfigError(f"input {spec.name!r} has dynamic size {shape}; give input_size")
+    out = model.outputs[0]
+    out_layout = _mask_layout(tuple(out.shape), h, w)
+    if out_layout is None:
+        raise ConfigError(
+            f"output {out.name!r} has shape {list(out.shape)}: not a person mask of the "
+            f"input's aspect ([1,H,W,C] or [1,C,H,W] with C = 1 or 2)"
+        )
+    return ModelInterface(
+        input_name=spec.name,
+        input_size=(h, w),
+        layout=layout,
+        output_name=out.name,
+        output_layout=out_layout,
+    )
+
+
 def resolve_model(
     model: str, variant: str | os.PathLike[str] | None = None, models_dir: Path | None = None
-) -> tuple[Path, ModelFacts | None]:
-    """The ONNX file to compile and, for zoo models, its facts.
+) -> tuple[Path, ModelInterface | None]:
+    """The ONNX file to compile and, for zoo models, their interface.
 
     Args:
         model: A zoo name (``mediapipe-selfie``) or the path of an ``.onnx`` file.
@@ -344,16 +319,8 @@ def resolve_model(
 
     if model in zoo.names():
         entry = zoo.get(model)
-        facts = ModelFacts(
-            input_name=entry.input_name,
-            output_name=entry.output_name,
-            input_size=entry.input_size,
-            layout="nchw" if entry.layout == "nchw" else "nhwc",
-            color="BGR" if entry.color == "BGR" else "RGB",
-            scale=entry.scale,
-        )
         path = Path(variant) if variant is not None else zoo.pull(model, models_dir)
-        return path, facts
+        return path, entry.interface
     path = Path(variant) if variant is not None else Path(model)
     if not path.is_file():
         raise ConfigError(
@@ -405,6 +372,7 @@ def load_segmenter(
     options: SegmenterOptions | None = None,
     models_dir: Path | None = None,
     optimize: bool = False,
+    interface: Mapping[str, Any] | None = None,
 ) -> Segmenter:
     """Compile a model with ``edgeopt.compile`` and wrap it in a `Segmenter`.
 
@@ -418,14 +386,25 @@ def load_segmenter(
         models_dir: Offline folder of verified model copies.
         optimize: On ONNX Runtime, run a zoo model through the exact ``ort_layout`` rewrites
             (see `ort_optimized`); ignored for other backends, ``.onnx`` paths and variants.
+        interface: Interface fields (flags or a model card: mean, std, channel_order,
+            activation, person_channel, ...) on top of the zoo entry's or the graph's.
 
     Raises:
         EdgeoptError: The model cannot be found, pulled or compiled.
     """
     from edgeopt._api import compile as compile_model
 
-    path, facts = resolve_model(model, variant, models_dir)
-    if optimize and backend in ("onnxruntime", "ort") and variant is None and facts is not None:
+    path, iface = resolve_model(model, variant, models_dir)
+    is_zoo = iface is not None
+    if iface is None or interface:
+        zoo_fields = iface.model_dump() if iface is not None else {}
+        iface = infer_interface(load_onnx(path), {**zoo_fields, **dict(interface or {})})
+        if iface is None:
+            raise ConfigError(
+                f"{path}: the first input is not an image [1,H,W,3] or [1,3,H,W]: not a "
+                "segmentation model edgeopt can feed frames to"
+            )
+    if optimize and backend in ("onnxruntime", "ort") and variant is None and is_zoo:
         path = ort_optimized(path)
     if backend in ("onnxruntime", "ort") and not isinstance(backend_options, BackendOptions):
         # Between two inferences this pipeline does its own CPU work (resize, blend, encode);
@@ -433,4 +412,4 @@ def load_segmenter(
         # composite stage measured 4-6x slower with spinning on.
         backend_options = {"spinning": False, **dict(backend_options or {})}
     compiled = compile_model(path, backend, backend_options)
-    return Segmenter(compiled, facts, options)
+    return Segmenter(compiled, iface, options)

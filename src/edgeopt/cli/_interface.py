@@ -1,0 +1,47 @@
+"""The model-interface flags, declared once and shared by bgremove, optimize, auto and bench.
+
+They give what a model's graph cannot say (see `edgeopt.interface`): the input's
+normalization and channel order, and what the output means. ``--card FILE`` reads the same
+fields from a YAML model card; flags given beside it win.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from edgeopt.interface import interface_from_options
+
+__all__ = ["ACTIVATION", "CARD", "MEAN", "ORDER", "PERSON", "STD", "overrides"]
+
+CARD = typer.Option(
+    None, "--card", help="YAML model card: the interface fields (mean, std, activation, ...)."
+)
+MEAN = typer.Option(
+    None, "--input-mean", help="Per-channel mean in pixel units, R,G,B (e.g. 123.7,116.3,103.5)."
+)
+STD = typer.Option(
+    None, "--input-std", help="Per-channel std in pixel units, R,G,B (default 255: pixels/255)."
+)
+ORDER = typer.Option(None, "--input-order", help="Channel order the model takes: rgb or bgr.")
+ACTIVATION = typer.Option(
+    None,
+    "--output-activation",
+    help="What the output holds: none (probabilities), sigmoid, softmax, logits.",
+)
+PERSON = typer.Option(None, "--person-channel", help="Output channel of the person class.")
+
+
+def overrides(
+    card: Path | None,
+    mean: str | None,
+    std: str | None,
+    order: str | None,
+    activation: str | None,
+    person_channel: int | None,
+) -> dict[str, Any] | None:
+    """The interface fields the flags give (None when none was given)."""
+    fields = interface_from_options(card, mean, std, order, activation, person_channel)
+    return fields or None
