@@ -6,7 +6,7 @@ side. The public API is what ``__all__`` lists; everything else is private.
 
 from __future__ import annotations
 
-from edgeopt._api import benchmark, compile, load
+from edgeopt._api import benchmark, compile, compile_to, load, load_compiled
 from edgeopt.artifact import ModelArtifact, TensorSpec
 from edgeopt.bench import BenchmarkResult, BenchSettings, Comparison, Variant, compare
 from edgeopt.errors import (
@@ -51,7 +51,9 @@ __all__ = [
     "benchmark",
     "compare",
     "compile",
+    "compile_to",
     "get_backend",
     "load",
+    "load_compiled",
     "pass_names",
 ]

@@ -8,12 +8,25 @@ register through the entry-point groups ``edgeopt.backends`` and ``edgeopt.passe
 from __future__ import annotations
 
 import importlib
+import os
+from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
-from edgeopt.errors import PluginError
+import numpy as np
 
-__all__ = ["BACKENDS", "PASSES", "backend_names", "get_backend", "get_pass", "pass_names"]
+from edgeopt.artifact import ModelArtifact, load_onnx
+from edgeopt.errors import BackendUnavailableError, PluginError
+
+__all__ = [
+    "BACKENDS",
+    "PASSES",
+    "backend_names",
+    "get_backend",
+    "get_pass",
+    "pass_names",
+    "run_outputs",
+]
 
 BACKENDS: dict[str, str] = {
     "onnxruntime": "edgeopt.backends.onnxruntime:OnnxRuntimeBackend",
@@ -82,3 +95,35 @@ def get_pass(name: str) -> Any:
         PluginError: No such pass, or its module fails to import.
     """
     return _load("pass", name, _table(PASSES, "edgeopt.passes"))()
+
+
+def run_outputs(
+    model: ModelArtifact | str | os.PathLike[str],
+    feeds: Sequence[Mapping[str, np.ndarray]],
+    backend: str = "onnxruntime",
+    options: Mapping[str, Any] | None = None,
+    output: str | None = None,
+) -> list[np.ndarray]:
+    """Run an ONNX model on every feed with a backend by name; one output per feed.
+
+    The one way passes, fidelity and the pipeline run a model to compare outputs (it sits
+    here, below them all, so none of them imports another to do it).
+
+    Args:
+        model: The model (artifact or ``.onnx`` path).
+        feeds: Inputs, one mapping per sample.
+        backend: Registered backend name.
+        options: The backend's options.
+        output: The output to return (default: the first).
+
+    Raises:
+        PluginError / BackendUnavailableError: No such backend here.
+        BackendError: It failed to compile or run.
+    """
+    artifact = model if isinstance(model, ModelArtifact) else load_onnx(model)
+    impl = get_backend(backend)
+    if not impl.is_available():
+        raise BackendUnavailableError(impl.name, impl.install_hint)
+    compiled = impl.compile(artifact, options)
+    name = output or compiled.outputs[0].name
+    return [compiled.run(f)[name] for f in feeds]

@@ -107,7 +107,12 @@ def test_errors_before_spawning(conv_model: Path, tmp_path: Path) -> None:
 
 def test_worker_failure_is_reported(dynamic_model: Path) -> None:
     # ORT accepts the model; the worker's run fails on an unsupported provider at compile time.
-    v = Variant(name="bad", model=str(dynamic_model), options={"providers": ["NoSuchProvider"]})
+    v = Variant(
+        name="bad",
+        model=str(dynamic_model),
+        options={"providers": ["NoSuchProvider"]},
+        shapes={"x": [1, 4, 3]},
+    )
     with pytest.raises(BenchmarkError, match=r"baseline could not be measured: .*BackendError"):
         compare([v], BenchSettings(warmup=0, runs=1))
 
@@ -115,7 +120,12 @@ def test_worker_failure_is_reported(dynamic_model: Path) -> None:
 def test_a_failing_variant_is_a_failed_row_and_the_others_are_measured(
     conv_model: Path, dynamic_model: Path
 ) -> None:
-    bad = Variant(name="bad", model=str(dynamic_model), options={"providers": ["NoSuchProvider"]})
+    bad = Variant(
+        name="bad",
+        model=str(dynamic_model),
+        options={"providers": ["NoSuchProvider"]},
+        shapes={"x": [2, 4, 3]},
+    )
     good = Variant(name="ort-1t", model=str(conv_model), options={"threads": 1})
     base = Variant(name="base", model=str(conv_model))
     result = compare([base, bad, good], BenchSettings(warmup=1, runs=20, block=5))
@@ -126,3 +136,16 @@ def test_a_failing_variant_is_a_failed_row_and_the_others_are_measured(
     assert table[-1][:2] == ("bad", "failed") and "BackendError" in table[-1][2]
     again = Comparison.from_json(result.to_json())
     assert again.failures == result.failures
+
+
+def test_dynamic_dimensions_need_a_shape(dynamic_model: Path) -> None:
+    """A model with a dynamic dimension is never silently run at size 1."""
+    with pytest.raises(ConfigError, match=r"input 'x' has a dynamic dimension \(batch at axis 0"):
+        compare([Variant(name="a", model=str(dynamic_model))], BenchSettings(runs=1))
+    with pytest.raises(ConfigError, match=r"--shape x=1x5x3 does not fit"):
+        compare([Variant(name="a", model=str(dynamic_model), shapes={"x": [1, 5, 3]})])
+    ok = compare(
+        [Variant(name="a", model=str(dynamic_model), shapes={"x": [3, 4, 7]})],
+        BenchSettings(warmup=0, runs=2, block=1),
+    )
+    assert len(ok.result("a").samples_ms) == 2

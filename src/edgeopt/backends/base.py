@@ -25,6 +25,7 @@ __all__ = [
     "BackendOptions",
     "CompiledModel",
     "check_feeds",
+    "feeds_for",
     "parse_options",
     "random_feeds",
 ]
@@ -158,3 +159,43 @@ def random_feeds(
         else:
             feeds[spec.name] = np.zeros(shape, dtype=dtype)
     return feeds
+
+
+def feeds_for(
+    specs: Sequence[TensorSpec], shapes: Mapping[str, Sequence[int]] | None = None, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Random feeds for benchmarking, every dimension known: from the model or ``shapes``.
+
+    Raises:
+        ConfigError: An input with a dynamic dimension and no shape given (named, with the
+            flag that fixes it), or a given shape whose rank or static sizes do not fit.
+    """
+    shapes = shapes or {}
+    unknown = sorted(set(shapes) - {s.name for s in specs})
+    if unknown:
+        raise ConfigError(
+            f"--shape names no input of the model: {unknown}; inputs: {[s.name for s in specs]}"
+        )
+    fixed = []
+    for spec in specs:
+        if spec.name in shapes:
+            want = tuple(int(d) for d in shapes[spec.name])
+            if len(want) != len(spec.shape) or any(
+                isinstance(d, int) and d != w for d, w in zip(spec.shape, want, strict=False)
+            ):
+                raise ConfigError(
+                    f"--shape {spec.name}={'x'.join(map(str, want))} does not fit the input's "
+                    f"shape {list(spec.shape)}"
+                )
+            fixed.append(TensorSpec(spec.name, spec.dtype, want))
+            continue
+        dynamic = [(i, d) for i, d in enumerate(spec.shape) if not isinstance(d, int)]
+        if dynamic:
+            axis, dim = dynamic[0]
+            example = "x".join(str(d) if isinstance(d, int) else "N" for d in spec.shape)
+            raise ConfigError(
+                f"input {spec.name!r} has a dynamic dimension ({dim or '?'} at axis {axis}) in "
+                f"{list(spec.shape)}: give its size with --shape {spec.name}={example}"
+            )
+        fixed.append(spec)
+    return random_feeds(fixed, seed=seed)

@@ -280,8 +280,8 @@ def normalize_for_import(proto: Any) -> int:
 
 def _onnx_rewrites(proto: Any) -> Any:
     # A 1x1 conv after an upsampling runs before it, at the low resolution (exact; see
-    # edgeopt.passes.ort_layout). The other ort_layout rewrites target ORT's blocked layout.
-    from edgeopt.passes.ort_layout import OrtLayoutOptions, rewrite
+    # edgeopt.rewrites). The other ort_layout rewrites target ORT's blocked layout.
+    from edgeopt.rewrites import OrtLayoutOptions, rewrite
 
     options = OrtLayoutOptions(
         se_broadcast=False, resize_conv_swap=True, nhwc_input_conv=False, transpose_to_reshape=False

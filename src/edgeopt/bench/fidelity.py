@@ -21,16 +21,15 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from edgeopt.artifact import ModelArtifact, load_onnx
 from edgeopt.data import Role, load_images
-from edgeopt.errors import BackendUnavailableError, ConfigError
+from edgeopt.errors import ConfigError
 from edgeopt.interface import ModelInterface, infer_interface
 from edgeopt.metrics import FidelityMetrics, boundary_f_score, compare_outputs, mask_iou
-from edgeopt.registry import get_backend
+from edgeopt.registry import run_outputs
 
 __all__ = [
     "FeedSet",
@@ -135,23 +134,6 @@ def mask_reader(
     if interface is None or not interface.has_mask or (feeds is not None and feeds.random):
         return None
     return interface.person_probability
-
-
-def run_outputs(
-    model: ModelArtifact | str | os.PathLike[str],
-    feeds: Sequence[Feeds],
-    backend: str = "onnxruntime",
-    options: Mapping[str, Any] | None = None,
-    output: str | None = None,
-) -> list[np.ndarray]:
-    """Run ``model`` on every feed; returns one output (``output``, else the first) per feed."""
-    artifact = model if isinstance(model, ModelArtifact) else load_onnx(model)
-    impl = get_backend(backend)
-    if not impl.is_available():
-        raise BackendUnavailableError(impl.name, impl.install_hint)
-    compiled = impl.compile(artifact, options)
-    name = output or compiled.outputs[0].name
-    return [compiled.run(f)[name] for f in feeds]
 
 
 def measure(

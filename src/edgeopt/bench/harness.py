@@ -18,12 +18,14 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edgeopt.artifact import load_onnx
-from edgeopt.backends.base import parse_options, random_feeds
+from edgeopt.artifact import TensorSpec, load_onnx
+from edgeopt.backends.base import feeds_for, parse_options
+from edgeopt.backends.saved import is_saved, read_saved
 from edgeopt.bench.environment import environment
 from edgeopt.bench.result import BenchmarkResult, Comparison
 from edgeopt.errors import BenchmarkError, ConfigError
@@ -40,9 +42,12 @@ class Variant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(description="Label shown in tables and charts; unique in a comparison.")
-    model: str = Field(description="Path of the .onnx model.")
+    model: str = Field(description="Path of the .onnx model, or of a compiled-artifact folder.")
     backend: str = Field(default="onnxruntime", description="Registered backend name.")
     options: dict[str, Any] = Field(default_factory=dict, description="Backend options.")
+    shapes: dict[str, list[int]] = Field(
+        default_factory=dict, description="Sizes of inputs with dynamic dimensions, by name."
+    )
 
 
 class BenchSettings(BaseModel):
@@ -77,15 +82,20 @@ def _worker(conn: Connection, variant: dict[str, Any], warmup: int, seed: int) -
     try:
         rss0 = _rss_mb()
         backend = get_backend(variant["backend"])
-        artifact = load_onnx(variant["model"])
-        options = parse_options(backend, variant["options"])
         t0 = time.perf_counter()
-        compiled = backend.compile(artifact, options)
+        if is_saved(variant["model"]):  # a compiled artifact: load it, no compiler
+            compiled = backend.load(Path(variant["model"]))
+            size = sum(p.stat().st_size for p in Path(variant["model"]).iterdir())
+        else:
+            artifact = load_onnx(variant["model"])
+            options = parse_options(backend, variant["options"])
+            compiled = backend.compile(artifact, options)
+            size = artifact.size_bytes
         compile_s = time.perf_counter() - t0
-        feeds = random_feeds(compiled.inputs, seed=seed)
+        feeds = feeds_for(compiled.inputs, variant["shapes"], seed=seed)
         for _ in range(warmup):
             compiled.run(feeds)
-        conn.send(("ready", compile_s, artifact.size_bytes, rss0))
+        conn.send(("ready", compile_s, size, rss0))
         while True:
             msg = conn.recv()
             if msg[0] == "block":
@@ -146,8 +156,15 @@ def _check(variants: Sequence[Variant]) -> None:
         raise ConfigError(f"variant names must be unique, got {names}")
     for v in variants:
         # Fail here, with the file's own error, rather than inside a worker.
-        load_onnx(v.model)
-        parse_options(get_backend(v.backend), v.options)
+        if is_saved(v.model):
+            meta = read_saved(v.model)
+            if meta["backend"] != get_backend(v.backend).name:
+                raise ConfigError(f"{v.model} was compiled for {meta['backend']}, not {v.backend}")
+            specs = [TensorSpec(i["name"], i["dtype"], tuple(i["shape"])) for i in meta["inputs"]]
+        else:
+            specs = list(load_onnx(v.model).inputs)
+            parse_options(get_backend(v.backend), v.options)
+        feeds_for(specs, v.shapes)  # an unknown dimension is an error that names it
 
 
 def compare(

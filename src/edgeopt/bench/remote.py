@@ -41,14 +41,14 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgeopt._api import load
-from edgeopt.artifact import ModelArtifact, TensorSpec
+from edgeopt.artifact import ModelArtifact, TensorSpec, load_onnx
 from edgeopt.backends.base import parse_options, random_feeds
 from edgeopt.backends.tvm import TvmBackend, TvmOptions
 from edgeopt.bench.environment import environment
 from edgeopt.bench.harness import BenchSettings
 from edgeopt.bench.result import BenchmarkResult, Comparison
 from edgeopt.errors import BenchmarkError, ConfigError
+from edgeopt.registry import get_backend
 
 __all__ = [
     "RemoteDevice",
@@ -440,14 +440,12 @@ def measure_remote(
     """
     import tvm
 
-    from edgeopt._api import compile as compile_model
-
     settings = settings or BenchSettings()
-    artifact = model if isinstance(model, ModelArtifact) else load(model)
+    artifact = model if isinstance(model, ModelArtifact) else load_onnx(model)
     backend = TvmBackend()
     opts: TvmOptions = parse_options(backend, options)
     feeds = random_feeds(artifact.inputs, seed=settings.seed)
-    reference = compile_model(artifact, "onnxruntime").run(feeds)
+    reference = get_backend("onnxruntime").compile(artifact).run(feeds)
     session = connect(device)
     target = resolve_target(session, device, opts)
     opts = opts.model_copy(update={"target": target})

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeopt._api import load
-from edgeopt.artifact import ModelArtifact
+from edgeopt.artifact import ModelArtifact, load_onnx
 from edgeopt.backends.base import parse_options
 from edgeopt.backends.tvm import TvmBackend, TvmOptions, default_cache_dir
 from edgeopt.bench.remote import RemoteDevice, connect, resolve_target
@@ -77,7 +76,7 @@ def tune_remote(
 
     if trials < 1:
         raise ConfigError(f"tune_remote needs at least 1 trial, got {trials}")
-    artifact = model if isinstance(model, ModelArtifact) else load(model)
+    artifact = model if isinstance(model, ModelArtifact) else load_onnx(model)
     backend = TvmBackend()
     opts: TvmOptions = parse_options(backend, options)
     session = connect(device)  # checks the device is there, and asks its target

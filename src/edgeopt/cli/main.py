@@ -10,7 +10,7 @@ import logging
 
 import typer
 
-from edgeopt.cli import auto, bench, convert, info, list_, models
+from edgeopt.cli import auto, bench, compile_, convert, info, list_, models
 from edgeopt.cli import bgremove as bgremove_cmd
 from edgeopt.cli import optimize as optimize_cmd
 from edgeopt.cli._output import STATE, guard
@@ -41,6 +41,7 @@ app.command("info")(guard(info.info))
 app.command("bench")(guard(bench.bench))
 app.command("list")(guard(list_.list_plugins))
 app.command("convert")(guard(convert.convert))
+app.command("compile")(guard(compile_.compile_model))
 app.command("auto")(guard(auto.auto))
 app.command("optimize")(guard(optimize_cmd.optimize))
 app.command("bgremove")(guard(bgremove_cmd.bgremove))

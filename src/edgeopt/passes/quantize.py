@@ -40,7 +40,6 @@ import onnx
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.artifact import ModelArtifact
-from edgeopt.bench.fidelity import run_outputs
 from edgeopt.errors import BackendError, ConfigError
 from edgeopt.interface import ModelInterface
 from edgeopt.metrics import FidelityMetrics, compare_outputs
@@ -53,6 +52,7 @@ from edgeopt.passes._util import (
     upgrade_opset,
 )
 from edgeopt.passes.base import PassContext, PassResult
+from edgeopt.registry import run_outputs
 
 __all__ = [
     "AccuracyBound",

@@ -340,13 +340,16 @@ def ort_optimized(path: Path) -> Path:
     """
     import hashlib
 
+    from edgeopt import rewrites
     from edgeopt._fs import atomic_path, file_sha256, read_verified, record_sha256
     from edgeopt.artifact import load_onnx
     from edgeopt.passes import ort_layout
     from edgeopt.passes.base import PassContext
 
     key = hashlib.sha256(
-        (file_sha256(path) + file_sha256(ort_layout.__file__)).encode()
+        (
+            file_sha256(path) + file_sha256(ort_layout.__file__) + file_sha256(rewrites.__file__)
+        ).encode()
     ).hexdigest()[:16]
     target = path.with_name(f"{path.stem}.ort_layout-{key}.onnx")
     if read_verified(target):  # a damaged or tampered entry is deleted and made again
