@@ -266,6 +266,11 @@ def search(
                 if status != "ok":
                     tried.append(Tried(name, cand, backend, opts, str(path), None, status))
                     continue
+                if backend == "litert" and CANDIDATES[cand]:
+                    # LiteRT runs the original .tflite: it cannot run an optimized ONNX model.
+                    why = "skipped: litert runs only the original .tflite, not this candidate"
+                    tried.append(Tried(name, cand, backend, opts, str(path), None, why))
+                    continue
                 key = _key(
                     str(path), Path(path).stat().st_size, backend, opts, data.model_dump(), output
                 )
@@ -309,10 +314,32 @@ def search(
         1.0,
     )
     tried.insert(0, base)
-    winner = max((t for t in tried if t.speedup is not None), key=lambda t: t.speedup or 0.0)
+    best = pick_winner(tried, result)
+    winner = best or base
     _write_winner(out, winner, result, tried)
-    note(f"winner: {winner.name}, {winner.speedup:.2f}x vs ORT fp32")
+    if best is not None:
+        lo = result.speedup(winner.name)[1]
+        note(f"winner: {winner.name}, {winner.speedup:.2f}x (p10 {lo:.2f}x) vs ORT fp32")
+    else:
+        note("no significant win: no variant's p10 speed-up is above 1.0; wrote the baseline")
     return AutoResult(winner=winner, tried=tuple(tried), comparison=result, output=out)
+
+
+def pick_winner(tried: Sequence[Tried], comparison: Comparison) -> Tried | None:
+    """The fastest measured variant whose win is significant, or None.
+
+    A win counts only when it holds in 9 rounds of 10: the p10 of its per-round speed-ups
+    over the baseline must be above 1.0 (a median of 1.15x with a p10 of 0.56x is noise).
+    """
+    significant = [
+        t
+        for t in tried
+        if t.speedup is not None
+        and t.name in comparison.speedups
+        and t.name != comparison.baseline.name
+        and comparison.speedup(t.name)[1] > 1.0
+    ]
+    return max(significant, key=lambda t: t.speedup or 0.0) if significant else None
 
 
 def summary_rows(result: AutoResult) -> list[tuple[str, ...]]:

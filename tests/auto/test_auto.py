@@ -87,4 +87,27 @@ def test_cli(conv_model: Path, tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "winner:" in result.output and (tmp_path / "o" / "winner" / "model.onnx").is_file()
+    assert "winner:" in result.output or "no significant win" in result.output
+    assert (tmp_path / "o" / "winner" / "model.onnx").is_file()
+
+
+def test_a_win_counts_only_when_its_p10_is_above_one() -> None:
+    from edgeopt.auto import Tried, pick_winner
+    from edgeopt.bench.result import BenchmarkResult
+
+    def result(name: str) -> BenchmarkResult:
+        return BenchmarkResult(name, "onnxruntime", "m.onnx", {}, (1.0,), 0, 0.0, 0.0, 0.0, 1)
+
+    noisy = [0.56, 0.9, 1.1, 1.15, 1.2, 1.3, 1.5, 1.6, 1.68, 1.15]  # median 1.15x, p10 < 1
+    steady = [1.05, 1.08, 1.1, 1.06, 1.07, 1.09, 1.1, 1.04, 1.06, 1.08]
+    comparison = Comparison(
+        results=(result("base"), result("noisy"), result("steady")),
+        speedups={"base": (1.0,) * 10, "noisy": tuple(noisy), "steady": tuple(steady)},
+        block=10,
+    )
+    tried = [
+        Tried("noisy", "int8", "onnxruntime", {}, "m.onnx", None, "measured", 1.15),
+        Tried("steady", "fp16", "onnxruntime", {}, "m.onnx", None, "measured", 1.07),
+    ]
+    assert pick_winner(tried, comparison) == tried[1]  # slower median, but a real win
+    assert pick_winner(tried[:1], comparison) is None  # "no significant win"

@@ -71,4 +71,14 @@ def auto(
         summary_rows(result),
     )
     w = result.winner
-    console.print(f"winner: {w.name} ({w.speedup:.2f}x vs ORT fp32); wrote {out}/winner, report.md")
+    if w.candidate == "fp32" and w.backend == "onnxruntime" and w.name.startswith("baseline"):
+        console.print(
+            "no significant win: no variant's p10 speed-up was above 1.0 (noise, or nothing "
+            f"faster within the bound); wrote the baseline to {out}/winner, report.md"
+        )
+        return
+    lo = result.comparison.speedup(w.name)[1]
+    console.print(
+        f"winner: {w.name} ({w.speedup:.2f}x, p10 {lo:.2f}x vs ORT fp32); wrote {out}/winner, "
+        "report.md"
+    )

@@ -1,7 +1,9 @@
-"""``edgeopt bench MODEL``: measure a model on one or more backends and thread counts.
+"""``edgeopt bench MODEL [MODEL ...]``: measure models on backends and thread counts, side by side.
 
-Several ``--backend`` / ``--threads`` values make a comparison of every combination,
-measured interleaved in worker processes; the first combination is the baseline. With
+Every model (a zoo name, a model file, or an artifact folder from ``edgeopt compile``) times
+every ``--backend`` / ``--threads`` combination (an artifact folder runs on the backend it was
+compiled for) is one variant; all are measured interleaved in worker processes and the first
+is the baseline. A variant that fails is a failed row; the others are still measured. With
 ``--remote HOST:PORT --key KEY`` (TVM only) the model is compiled here and measured on a device
 behind a TVM RPC tracker (`edgeopt.bench.remote`).
 """
@@ -16,16 +18,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 
 from edgeopt._api import load
 from edgeopt._fs import atomic_write_text
+from edgeopt.backends.saved import is_saved, read_saved
 from edgeopt.bench import BenchSettings, Comparison, Variant, compare
 from edgeopt.bench.report import COLUMNS, rows, save_chart
+from edgeopt.cli._options import backend_options
 from edgeopt.cli._output import console, print_table
 from edgeopt.errors import ConfigError
+from edgeopt.registry import backend_names
 
 __all__ = ["bench"]
 
 
 def bench(
-    model: Path = typer.Argument(..., help="Model file (.onnx)."),
+    models: list[str] = typer.Argument(
+        ..., help="Zoo names, model files (.onnx .tflite .pt2) or `edgeopt compile` folders."
+    ),
     backend: list[str] = typer.Option(
         ["onnxruntime"], "--backend", "-b", help="Backend; repeat to compare."
     ),
@@ -53,25 +60,49 @@ def bench(
         None, "--remote", help="Measure on a TVM RPC device: the tracker's HOST:PORT."
     ),
     key: str | None = typer.Option(None, "--key", help="Device key at the --remote tracker."),
+    option: list[str] = typer.Option(
+        [], "--option", "-O", help="Backend option key=value, or BACKEND.key=value for one."
+    ),
+    shape: list[str] = typer.Option(
+        [], "--shape", help="Size of an input with dynamic dimensions: NAME=1x3x256x256."
+    ),
 ) -> None:
-    """Benchmark MODEL: latency percentiles, throughput, memory and size, side by side."""
-    path = str(load(model).path)  # fails fast with the file's own error; converts .tflite
+    """Benchmark models: latency percentiles, throughput, memory and size, side by side."""
+    shapes = _shapes(shape)
+    paths = [m if is_saved(m) else str(load(m).path) for m in models]  # fail fast, convert
     if len(set(backend)) != len(backend) or len(set(threads)) != len(threads):
         raise ConfigError("repeat --backend and --threads with distinct values only")
     settings = BenchSettings(
         warmup=warmup, runs=None if seconds else runs, seconds=seconds, block=block
     )
+    title = Path(models[0]).name if len(models) == 1 else f"{len(models)} models"
     if remote is not None or key is not None:
-        result = _remote(path, backend, threads, remote, key, settings)
-        _write(model, result, json_out, markdown_out, chart)
+        if len(paths) != 1:
+            raise ConfigError("--remote measures one model at a time")
+        result = _remote(paths[0], backend, threads, remote, key, settings)
+        _write(title, result, json_out, markdown_out, chart)
         return
     variants = []
     thread_choices: list[int | None] = list(threads) or [None]
-    for b, t in itertools.product(backend, thread_choices):
-        name = b if t is None else f"{b}-{t}t"
-        variants.append(
-            Variant(name=name, model=path, backend=b, options={} if t is None else {"threads": t})
-        )
+    known = backend_names()
+    for model, path in zip(models, paths, strict=True):
+        label = Path(model).name if len(models) > 1 else ""
+        if is_saved(path):
+            saved = read_saved(path)["backend"]
+            variants.append(Variant(name=label or saved, model=path, backend=saved, shapes=shapes))
+            continue
+        for b, t in itertools.product(backend, thread_choices):
+            options = backend_options(option, b, known) | ({} if t is None else {"threads": t})
+            name = b if t is None else f"{b}-{t}t"
+            variants.append(
+                Variant(
+                    name=f"{label} {name}".strip() if label else name,
+                    model=path,
+                    backend=b,
+                    options=options,
+                    shapes=shapes,
+                )
+            )
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -86,7 +117,22 @@ def bench(
             settings,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    _write(model, result, json_out, markdown_out, chart)
+    _write(title, result, json_out, markdown_out, chart)
+
+
+def _shapes(items: list[str]) -> dict[str, list[int]]:
+    """``--shape NAME=1x3x256x256`` values by input name."""
+    out = {}
+    for item in items:
+        name, sep, dims = item.partition("=")
+        try:
+            values = [int(d) for d in dims.lower().split("x")]
+        except ValueError:
+            values = []
+        if not sep or not name or not values or min(values) < 1:
+            raise ConfigError(f"--shape {item!r}: write NAME=1x3x256x256 (positive sizes)")
+        out[name] = values
+    return out
 
 
 def _remote(
@@ -119,13 +165,13 @@ def _remote(
 
 
 def _write(
-    model: Path,
+    title: str,
     result: Comparison,
     json_out: Path | None,
     markdown_out: Path | None,
     chart: Path | None,
 ) -> None:
-    print_table(f"{model.name}: latency per inference", COLUMNS, rows(result))
+    print_table(f"{title}: latency per inference", COLUMNS, rows(result))
     if json_out:
         atomic_write_text(json_out, result.to_json())
         console.print(f"wrote {json_out}")
@@ -135,5 +181,5 @@ def _write(
         atomic_write_text(markdown_out, markdown(result))
         console.print(f"wrote {markdown_out}")
     if chart:
-        save_chart(result, chart, title=f"{model.name}: latency per inference")
+        save_chart(result, chart, title=f"{title}: latency per inference")
         console.print(f"wrote {chart}")

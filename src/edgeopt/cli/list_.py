@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typer
+
 from edgeopt.cli._output import print_table
 from edgeopt.errors import PluginError
 from edgeopt.registry import backend_names, get_backend, pass_names
@@ -9,8 +11,29 @@ from edgeopt.registry import backend_names, get_backend, pass_names
 __all__ = ["list_plugins"]
 
 
-def list_plugins() -> None:
+def list_plugins(
+    options: str | None = typer.Option(
+        None, "--options", help="Print the options of this backend (for -O key=value)."
+    ),
+) -> None:
     """List backends and passes, with the install hint for those not available."""
+    if options is not None:
+        backend = get_backend(options)
+        fields = backend.options_type.model_fields
+        print_table(
+            f"options of backend {backend.name} (-O key=value)",
+            ("option", "type", "default", "description"),
+            [
+                (
+                    name,
+                    str(f.annotation).replace("typing.", ""),
+                    repr(f.get_default(call_default_factory=True)),
+                    f.description or "",
+                )
+                for name, f in fields.items()
+            ],
+        )
+        return
     rows = []
     for name in backend_names():
         try:

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.artifact import load_onnx
 from edgeopt.backends.base import BackendOptions, CompiledModel
+from edgeopt.backends.saved import is_saved, load_saved, read_saved
 from edgeopt.errors import ConfigError, InputMismatchError
 from edgeopt.interface import ModelInterface, Order, infer_interface
 
@@ -380,7 +381,8 @@ def load_segmenter(
     """Compile a model with ``edgeopt.compile`` and wrap it in a `Segmenter`.
 
     Args:
-        model: A zoo name or an ``.onnx`` path.
+        model: A zoo name, an ``.onnx`` path, or an ``edgeopt compile`` artifact folder (run
+            with its own backend's runtime; ``backend`` and ``optimize`` do not apply).
         backend: Registered backend name.
         backend_options: The backend's options (e.g. ``{"threads": 2}``); for ONNX Runtime,
             thread spinning is off unless asked for.
@@ -397,6 +399,11 @@ def load_segmenter(
     """
     from edgeopt._api import compile as compile_model
 
+    if is_saved(model):  # an `edgeopt compile` folder: its runtime only, its interface
+        compiled_model = load_saved(model)
+        fields = {**(read_saved(model).get("interface") or {}), **dict(interface or {})}
+        iface = ModelInterface.model_validate(fields) if fields else None
+        return Segmenter(compiled_model, iface, options)
     path, iface = resolve_model(model, variant, models_dir)
     is_zoo = iface is not None
     if iface is None or interface:
