@@ -34,8 +34,15 @@ SMALL = [
 LOW = 2  # the block whose output is the head's low-level input (stride 8, 24 channels)
 
 
-def build(seed: int = 0) -> Any:
-    """The network as an ``nn.Module`` in eval mode."""
+def build(seed: int = 0, classes: int = 1, head: str = "sigmoid", nhwc: bool = False) -> Any:
+    """The network as an ``nn.Module`` in eval mode.
+
+    Args:
+        seed: Weight seed.
+        classes: Output channels (1: a person map; 2: [background, person]).
+        head: ``sigmoid``, ``softmax`` (over the channels) or ``logits`` (none).
+        nhwc: Take [1, 256, 256, 3] and return [1, 256, 256, classes] (TFLite-style exports).
+    """
     import torch
     from torch import nn
     from torch.nn import functional
@@ -81,10 +88,12 @@ def build(seed: int = 0) -> Any:
             self.last = nn.Sequential(nn.Conv2d(cin, 576, 1), nn.Hardswish())
             self.cbr = nn.Sequential(nn.Conv2d(576, 128, 1), nn.ReLU())
             self.scale = nn.Conv2d(576, 128, 1)
-            self.low_classifier = nn.Conv2d(SMALL[LOW][2], 1, 1)
-            self.high_classifier = nn.Conv2d(128, 1, 1)
+            self.low_classifier = nn.Conv2d(SMALL[LOW][2], classes, 1)
+            self.high_classifier = nn.Conv2d(128, classes, 1)
 
         def forward(self, x: Any) -> Any:
+            if nhwc:
+                x = x.permute(0, 3, 1, 2)
             size = x.shape[-2:]
             y = self.stem(x)
             low = y
@@ -98,7 +107,11 @@ def build(seed: int = 0) -> Any:
             y = functional.interpolate(y, size=low.shape[-2:], mode="bilinear")
             y = self.low_classifier(low) + self.high_classifier(y)
             y = functional.interpolate(y, size=size, mode="bilinear")
-            return torch.sigmoid(y)
+            if head == "sigmoid":
+                y = torch.sigmoid(y)
+            elif head == "softmax":
+                y = torch.softmax(y, dim=1)
+            return y.permute(0, 2, 3, 1) if nhwc else y
 
     torch.manual_seed(seed)
     net = LrasppMobileNetV3Small().eval()
@@ -110,11 +123,20 @@ def build(seed: int = 0) -> Any:
     return net
 
 
-def export(path: Path, seed: int = 0) -> Path:
+def export(
+    path: Path,
+    seed: int = 0,
+    classes: int = 1,
+    head: str = "sigmoid",
+    nhwc: bool = False,
+    opset: int = 18,
+) -> Path:
     """Write the network as ONNX (through edgeopt's PyTorch importer) and return the path."""
     from edgeopt.frontends.torch import convert_torch
 
-    return convert_torch(build(seed), path, [[1, 3, 256, 256]], input_names=["image"])
+    shape = [1, 256, 256, 3] if nhwc else [1, 3, 256, 256]
+    net = build(seed, classes, head, nhwc)
+    return convert_torch(net, path, [shape], input_names=["image"], opset=opset)
 
 
 if __name__ == "__main__":

@@ -173,7 +173,9 @@ def convert_torch(
                     str(tmp),
                     input_names=names,
                     opset_version=opset,
-                    dynamo=not isinstance(model, torch.jit.ScriptModule),
+                    # The dynamo exporter writes opset 18+ only; older opsets (tf2onnx-era
+                    # runtimes) need the TorchScript exporter.
+                    dynamo=opset >= 18 and not isinstance(model, torch.jit.ScriptModule),
                     external_data=False,
                     verbose=False,
                 )
