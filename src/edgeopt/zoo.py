@@ -187,6 +187,16 @@ def _download(entry: ZooModel) -> bytes:
             "--no-deps",
             "--only-binary=:all:",
             "--disable-pip-version-check",
+            # Only the .tflite files inside are used: one fixed wheel serves every Python and
+            # OS (mediapipe 0.10.14 has no build for Python 3.13 or for every platform).
+            "--platform",
+            "manylinux_2_17_x86_64",
+            "--python-version",
+            "311",
+            "--implementation",
+            "cp",
+            "--abi",
+            "cp311",
             "-q",
             "-d",
             tmp,

@@ -115,7 +115,7 @@ class LiteRtBackend:
 
     name: ClassVar[str] = "litert"
     options_type: ClassVar[type[BackendOptions]] = LiteRtOptions
-    install_hint: ClassVar[str] = "pip install ai-edge-litert"
+    install_hint: ClassVar[str] = "pip install 'edgeopt[litert]'"
 
     def is_available(self) -> bool:
         """True when ``ai_edge_litert`` is installed (checked without importing it)."""

@@ -186,7 +186,7 @@ class OpenVinoBackend:
 
     name: ClassVar[str] = "openvino"
     options_type: ClassVar[type[BackendOptions]] = OpenVinoOptions
-    install_hint: ClassVar[str] = "pip install openvino"
+    install_hint: ClassVar[str] = "pip install 'edgeopt[openvino]'"
 
     def is_available(self) -> bool:
         """True when the openvino package is installed (checked without importing it)."""

@@ -294,9 +294,7 @@ class TvmBackend:
 
     name: ClassVar[str] = "tvm"
     options_type: ClassVar[type[BackendOptions]] = TvmOptions
-    install_hint: ClassVar[str] = (
-        "pip install apache-tvm==0.27.0.post1 apache-tvm-ffi==0.1.14.post0 cloudpickle xgboost-cpu"
-    )
+    install_hint: ClassVar[str] = "pip install 'edgeopt[tvm]' (Apache TVM 0.27 and MetaSchedule)"
 
     def is_available(self) -> bool:
         """True when the tvm package is installed (checked without importing it)."""

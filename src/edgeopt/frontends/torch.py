@@ -36,7 +36,7 @@ from edgeopt.errors import (
 __all__ = ["TORCH_SUFFIXES", "check_pt2_archive", "convert_torch"]
 
 TORCH_SUFFIXES = (".pt", ".pth", ".pt2")
-_HINT = "pip install torch==2.13.0 (a CPU build)"
+_HINT = "pip install 'edgeopt[torch]' (torch 2.13.0, a CPU build)"
 
 
 def _torch() -> Any:

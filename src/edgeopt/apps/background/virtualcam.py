@@ -62,7 +62,7 @@ def _pyvirtualcam_camera(**kwargs: Any) -> Any:
         import pyvirtualcam  # type: ignore[import-untyped]
     except ImportError as e:
         raise VirtualCameraError(
-            "the virtual camera needs pyvirtualcam: pip install pyvirtualcam"
+            "the virtual camera needs pyvirtualcam: pip install 'edgeopt[virtualcam]'"
         ) from e
     return pyvirtualcam.Camera(fmt=pyvirtualcam.PixelFormat.BGR, **kwargs)
 
