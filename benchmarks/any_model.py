@@ -36,10 +36,13 @@ import mobilenet_seg
 import edgeopt
 from edgeopt import zoo
 from edgeopt.bench import BenchSettings, Variant, compare
+from edgeopt.bench.fidelity import feed_set, mask_reader
 from edgeopt.errors import EdgeoptError
-from edgeopt.metrics import mask_iou
+from edgeopt.interface import infer_interface
+from edgeopt.metrics import compare_outputs, mask_iou
 from edgeopt.pipeline import run_pipeline
 from edgeopt.recipe import parse_recipe
+from edgeopt.registry import run_outputs
 
 IMAGENET = {"mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375]}
 PASSES: dict[str, list[dict[str, Any]]] = {
@@ -95,9 +98,20 @@ def table(name: str, path: Path, card: dict[str, Any] | None, args: Any, work: P
         rows.append([name, label, _status(step), fid[label], ""])
         if step.applied:
             variants.append(Variant(name=label, model=report.output))
+    art = edgeopt.load(path)
+    iface = infer_interface(art, card)
+    evals = feed_set(art, "builtin", 12, 1, "evaluation", iface)
+    output = iface.output_name if iface is not None else None
+    reference = run_outputs(art, evals.feeds, output=output)
     for label, (backend, options) in BACKENDS.items():
+        try:
+            got = run_outputs(art, evals.feeds, backend, options, output)
+        except EdgeoptError as e:
+            rows.append([name, label, f"failed: {str(e)[:120]}", "-", "-"])
+            continue
+        f = compare_outputs(reference, got, mask_reader(iface, evals))
         variants.append(Variant(name=label, model=str(path), backend=backend, options=options))
-        rows.append([name, label, "compiled", "(exact)", ""])
+        rows.append([name, label, f"compiled (max abs {f.max_abs:.1e})", f"{f.iou:.4f}", ""])
     result = compare(variants, BenchSettings(warmup=10, runs=None, seconds=args.seconds))
     for row in rows:
         if row[1] in result.failures:

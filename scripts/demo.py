@@ -29,6 +29,7 @@ from edgeopt import zoo
 from edgeopt._fs import atomic_path, atomic_write_text
 from edgeopt.apps.background import Compositor, load_segmenter, parse_effect
 from edgeopt.apps.background.app import RunConfig, remove_background
+from edgeopt.apps.background.composite import blend
 from edgeopt.apps.background.sample import sample_frames, write_sample
 from edgeopt.apps.background.stagebench import (
     STAGE_COLUMNS,
@@ -140,8 +141,31 @@ def best(report: StageReport) -> str:
     return min(faithful, key=lambda r: r.p("frame", 50)).variant
 
 
+def _halo_blur(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The blur as it was before: the whole frame blurred, then blended (the person bleeds)."""
+    return blend(frame, cv2.GaussianBlur(frame, (0, 0), 12.0), mask)
+
+
+def _outline_crop(image: np.ndarray, mask: np.ndarray, side: int = 96) -> np.ndarray:
+    """An enlarged crop of ``image`` on the person's outline: the right side of the head."""
+    edge = cv2.Canny(mask, 64, 192)
+    top = edge[: edge.shape[0] * 2 // 5]
+    ys, xs = np.nonzero(top)
+    if ys.size == 0:
+        y, x = image.shape[0] // 2, image.shape[1] // 2
+    else:
+        i = int(np.argmax(xs))  # the right-most outline point in the top part
+        y, x = int(ys[i]), int(xs[i])
+    y0 = min(max(y - side // 2, 0), image.shape[0] - side)
+    x0 = min(max(x - side // 2, 0), image.shape[1] - side)
+    crop = image[y0 : y0 + side, x0 : x0 + side]
+    return cv2.resize(crop, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)
+
+
 def contact_sheet(variant: StageVariant, background: Path, rows: int = 4) -> Path:
-    """Write ``contact-sheet.png``: input | mask | blurred | replaced, for frames of the clip."""
+    """Write ``contact-sheet.png``: input | mask | blurred (halo-free) | blurred the old way
+    (whole frame, halo) | replaced, for frames of the clip; a last row shows the person's
+    outline enlarged 3x in both blurs."""
     seg = load_segmenter(
         MODEL,
         backend=variant.backend,
@@ -154,18 +178,29 @@ def contact_sheet(variant: StageVariant, background: Path, rows: int = 4) -> Pat
     frames = list(sample_frames(SIZE, 120))
     picks = [frames[i] for i in np.linspace(5, len(frames) - 5, rows).astype(int)]
     tiles = []
+    crops: list[np.ndarray] = []
     for frame in picks:
         seg.reset()
         mask = seg.segment(frame).copy()
         shown = cv2.cvtColor(mask, cv2.COLOR_GRAY2BGR)
-        tiles.append(np.hstack([frame, shown, blur(frame, mask), replace(frame, mask)]))
+        new, old = blur(frame, mask), _halo_blur(frame, mask)
+        tiles.append(np.hstack([frame, shown, new, old, replace(frame, mask)]))
+        crops = [_outline_crop(new, mask), _outline_crop(old, mask)]  # the last frame's
     sheet = cv2.resize(np.vstack(tiles), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
-    for i, label in enumerate(("input", "mask", "blurred", "replaced")):
+    labels = ("input", "mask", "blurred (no halo)", "blurred (old: halo)", "replaced")
+    for i, label in enumerate(labels):
         x = i * SIZE[1] // 2 + 8
         cv2.putText(sheet, label, (x, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
+    zoom = np.hstack(crops)
+    for i, label in enumerate(("outline x3: no halo", "outline x3: old blur")):
+        cv2.putText(zoom, label, (i * zoom.shape[1] // 2 + 8, 22), 0, 0.6, (255, 255, 255), 2)
+    row = np.zeros((zoom.shape[0], sheet.shape[1], 3), np.uint8)
+    row[:, : min(zoom.shape[1], sheet.shape[1])] = zoom[:, : sheet.shape[1]]
+    sheet = np.vstack([sheet, row])
     target = OUT / "contact-sheet.png"
     with atomic_path(target) as tmp:
-        cv2.imwrite(str(tmp), sheet)
+        if not cv2.imwrite(str(tmp), sheet):
+            raise OSError(f"cannot write {target}")
     return target
 
 

@@ -22,6 +22,12 @@ Messages name the object, the problem and the fix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 __all__ = [
     "BackendError",
     "BackendUnavailableError",
@@ -35,6 +41,7 @@ __all__ = [
     "UnsafeModelError",
     "UnsupportedOpError",
     "WriteError",
+    "describe_validation",
 ]
 
 
@@ -108,3 +115,24 @@ class BenchmarkError(EdgeoptError):
 
 class ModelFetchError(EdgeoptError):
     """A model could not be downloaded, extracted, or failed its sha256 check."""
+
+
+def describe_validation(
+    error: ValidationError,
+    location: Callable[[tuple[int | str, ...]], str] | None = None,
+) -> str:
+    """One line for a pydantic ``ValidationError``: ``field: problem; field: problem``.
+
+    The one place typed options, recipes, cards and run configurations turn into our message.
+
+    Args:
+        error: The validation error.
+        location: How to write a field's location (default: dotted, ``passes.1.options``).
+    """
+    parts = []
+    for err in error.errors():
+        loc = tuple(err["loc"])
+        where = location(loc) if location else ".".join(str(p) for p in loc)
+        message = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edgeopt._fs import read_yaml
 from edgeopt.artifact import ModelArtifact
-from edgeopt.errors import ConfigError
+from edgeopt.errors import ConfigError, describe_validation
 
 __all__ = [
     "Activation",
@@ -282,10 +282,7 @@ def _validated(fields: Mapping[str, Any], where: str) -> ModelInterface:
     try:
         return ModelInterface.model_validate(dict(fields))
     except ValidationError as e:
-        problems = "; ".join(
-            (f"{err['loc'][-1]}: " if err["loc"] else "") + err["msg"].removeprefix("Value error, ")
-            for err in e.errors()
-        )
+        problems = describe_validation(e, lambda loc: str(loc[-1]) if loc else "")
         raise ConfigError(f"{where}: bad model interface: {problems}") from e
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgeopt._fs import read_yaml
-from edgeopt.errors import ConfigError, EdgeoptError
+from edgeopt.errors import ConfigError, EdgeoptError, describe_validation
 from edgeopt.registry import get_pass, pass_names
 
 __all__ = ["DataSettings", "PassStep", "Recipe", "load_recipe", "parse_recipe", "recipe_from_flags"]
@@ -56,11 +56,8 @@ class PassStep(BaseModel):
         try:
             options_type.model_validate(self.options)
         except ValidationError as e:
-            problems = "; ".join(
-                f"options.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-                for err in e.errors()
-            )
-            raise ValueError(problems) from None
+            where = describe_validation(e, lambda loc: ".".join(map(str, ("options", *loc))))
+            raise ValueError(where) from None
         return self
 
 
@@ -114,10 +111,7 @@ def parse_recipe(data: Any, origin: str = "recipe") -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{_location(tuple(err['loc']))}: {err['msg'].removeprefix('Value error, ')}"
-            for err in e.errors()
-        )
+        problems = describe_validation(e, _location)
         raise ConfigError(f"{origin}: invalid recipe: {problems}") from e
 
 

@@ -105,3 +105,23 @@ def test_colours() -> None:
     assert parse_color("green") == (0, 255, 0)
     assert parse_color("#0a0b0c") == (10, 11, 12)
     assert parse_color("1, 2, 3") == (1, 2, 3)
+
+
+def test_blur_leaves_no_halo_of_the_person_colour() -> None:
+    """A saturated red person on a neutral grey background: after the blur effect no background
+    pixel farther than a few pixels from the mask edge takes the person's colour."""
+    h, w = 240, 320
+    frame = np.full((h, w, 3), 128, np.uint8)  # BGR grey background
+    mask = np.zeros((h, w), np.uint8)
+    cv2.circle(mask, (160, 120), 60, 255, -1)
+    frame[mask > 0] = (0, 0, 255)  # the person: pure red
+    out = Compositor(parse_effect("blur:12"))(frame, mask, "BGR")
+    far = cv2.dilate(mask, np.ones((9, 9), np.uint8)) == 0  # more than 4 px from the edge
+    redness = out[..., 2].astype(int) - out[..., 1].astype(int)
+    assert redness[far].max() <= 3, redness[far].max()
+    # Today's blur-everything-then-blend bleeds red ~3 sigma out: the test would catch it.
+    plain = cv2.GaussianBlur(frame, (0, 0), 12)
+    a = mask[..., None] / 255.0
+    old = (frame * a + plain * (1 - a)).astype(np.uint8)
+    assert (old[..., 2].astype(int) - old[..., 1].astype(int))[far].max() > 40
+    assert np.array_equal(out[mask == 255], frame[mask == 255])  # the person is untouched

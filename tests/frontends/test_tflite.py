@@ -853,3 +853,55 @@ def test_fuzz_garbage(scratch: Path, garbage: bytes, tagged: bool) -> None:
     if tagged:  # get past the identifier check, into the flatbuffer reader
         garbage = garbage[:4].ljust(4, b"\x00") + b"TFL3" + garbage[8:]
     _convert_mutant(path, garbage)
+
+
+# -- operators of the other MediaPipe models ----------------------------------------------
+
+
+@pytest.mark.parametrize("alpha_shape", [(3,), (1, 1, 3), (4, 4, 3)])
+def test_prelu_matches_numpy_and_litert(tmp_path: Path, alpha_shape: tuple[int, ...]) -> None:
+    """PRELU after a conv (channels-first inside) and on its own, alpha broadcast the TFLite way."""
+    x = rand(1, 4, 4, 3) - 0.5
+    alpha = rand(*alpha_shape, seed=5)
+    tensors = [T("x", [1, 4, 4, 3]), T("a", list(alpha_shape), data=alpha), T("y", [1, 4, 4, 3])]
+    data = build_tflite(tensors, [Op(OP.PRELU, [0, 1], [2])], [0], [2])
+    (y,) = run_onnx(convert_bytes(tmp_path, data), x)
+    np.testing.assert_allclose(y, np.where(x >= 0, x, alpha * x), atol=1e-6)
+    if Interpreter is not None:
+        np.testing.assert_allclose(y, run_litert(data, x)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("act", [ACT.NONE, ACT.RELU])
+def test_fully_connected_flattens_nhwc_and_matches_litert(tmp_path: Path, act: int) -> None:
+    x = rand(1, 2, 2, 3) - 0.5
+    w = rand(5, 12, seed=3) - 0.5
+    b = rand(5, seed=4)
+    tensors = [
+        T("x", [1, 2, 2, 3]),
+        T("w", [5, 12], data=w),
+        T("b", [5], data=b),
+        T("y", [1, 5]),
+    ]
+    ops = [
+        Op(
+            OP.FULLY_CONNECTED,
+            [0, 1, 2],
+            [3],
+            "FullyConnectedOptions",
+            {"FusedActivationFunction": act},
+        )
+    ]
+    data = build_tflite(tensors, ops, [0], [3])
+    (y,) = run_onnx(convert_bytes(tmp_path, data), x)
+    want = x.reshape(1, 12) @ w.T + b
+    np.testing.assert_allclose(y, np.maximum(want, 0) if act == ACT.RELU else want, atol=1e-5)
+    if Interpreter is not None:
+        np.testing.assert_allclose(y, run_litert(data, x)[0], atol=1e-5)
+
+
+def test_every_unsupported_op_is_listed_at_once(tmp_path: Path) -> None:
+    tensors = [T("x", [1, 4]), T("r", [1, 4]), T("s", [1, 4]), T("y", [1, 4])]
+    ops = [Op(OP.RELU, [0], [1]), Op(OP.FLOOR, [1], [2]), Op(OP.CEIL, [2], [3])]
+    data = build_tflite(tensors, ops, [0], [3])
+    with pytest.raises(UnsupportedOpError, match=r"'CEIL, FLOOR' at node 1.*CEIL x1, FLOOR x1"):
+        convert_bytes(tmp_path, data)

@@ -18,7 +18,7 @@ import psutil
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeopt.artifact import ModelArtifact, TensorSpec
-from edgeopt.errors import ConfigError, InputMismatchError
+from edgeopt.errors import ConfigError, InputMismatchError, describe_validation
 
 __all__ = [
     "Backend",
@@ -92,9 +92,7 @@ def parse_options(backend: Backend, options: BackendOptions | Mapping[str, Any] 
     try:
         return backend.options_type.model_validate(dict(raw or {}))
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
-        )
+        problems = describe_validation(e)
         raise ConfigError(f"bad options for backend {backend.name!r}: {problems}") from e
 
 

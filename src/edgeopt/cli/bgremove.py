@@ -17,7 +17,7 @@ from rich.text import Text
 from edgeopt.apps.background.segmenter import SegmenterOptions, StageTimes
 from edgeopt.cli import _interface
 from edgeopt.cli._output import console, print_table
-from edgeopt.errors import ConfigError
+from edgeopt.errors import ConfigError, describe_validation
 
 __all__ = ["bgremove"]
 
@@ -109,10 +109,7 @@ def bgremove(
             ),
         )
     except ValidationError as e:
-        problems = "; ".join(
-            (f"{err['loc'][-1]}: " if err["loc"] else "") + err["msg"].removeprefix("Value error, ")
-            for err in e.errors()
-        )
+        problems = describe_validation(e, lambda loc: str(loc[-1]) if loc else "")
         raise ConfigError(f"bgremove: {problems}") from e
 
     import time

@@ -721,3 +721,115 @@ def resize_bilinear(ctx: Context, op: Operator) -> None:
         coordinate_transformation_mode=mode,
     )
     ctx.bind(op.outputs[0], y, CF)
+
+
+@converter("PRELU", inputs=(2, 2))
+def prelu(ctx: Context, op: Operator) -> None:
+    """PRELU with a constant alpha, broadcast the TFLite way (right-aligned, NHWC)."""
+    alpha = ctx.const(op.inputs[1])
+    if alpha is None:
+        raise ctx.unsupported("PRELU with a non-constant alpha")
+    rank = len(ctx.tensor(op.inputs[0]).shape)
+    if alpha.ndim > rank:
+        raise ctx.fail(f"alpha {list(alpha.shape)} has a higher rank than the input ({rank})")
+    layout = ctx.layout_of(op.inputs[0]) if rank == 4 else NATURAL
+    a = alpha.astype(np.float32).reshape((1,) * (rank - alpha.ndim) + alpha.shape)
+    if layout == CF:
+        a = a.transpose(TO_CF)
+    y = ctx.node("PRelu", [ctx.get(op.inputs[0], layout), ctx.const_input(op.inputs[1], a)])
+    ctx.bind(op.outputs[0], y, layout)
+
+
+@converter("FULLY_CONNECTED", inputs=(2, 3))
+def fully_connected(ctx: Context, op: Operator) -> None:
+    """FULLY_CONNECTED: the input flattened in TFLite's (NHWC) order to [-1, in], times
+    weights [out, in] transposed, plus bias, the fused activation, then the output's shape."""
+    opts = ctx.options(op, tflite.FullyConnectedOptions)
+    if opts is not None and int(opts.WeightsFormat()) != 0:
+        raise ctx.unsupported("FULLY_CONNECTED with shuffled (packed) weights")
+    w = ctx.weights(op.inputs[1], 2)
+    out = ctx.tensor(op.outputs[0]).shape
+    src = ctx.tensor(op.inputs[0]).shape
+    if math.prod(src) % w.shape[1] or out[-1] != w.shape[0]:
+        raise ctx.fail(f"weights {list(w.shape)} do not fit {list(src)} -> {list(out)}")
+    x = ctx.node("Reshape", [ctx.get(op.inputs[0]), ctx.int64s([-1, w.shape[1]], "_shape")])
+    inputs = [x, ctx.const_input(op.inputs[1], w)]
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        inputs.append(ctx.get(op.inputs[2]))
+    y = ctx.activation(ctx.node("Gemm", inputs, transB=1), _fused(opts))
+    y = ctx.node("Reshape", [y, ctx.int64s(list(out), "_shape")])
+    ctx.bind(op.outputs[0], y)
+
+
+@converter("DENSIFY")
+def densify_op(ctx: Context, op: Operator) -> None:
+    """DENSIFY of a sparse constant: the reader made it dense already, so it is an alias."""
+    arr = ctx.const(op.inputs[0])
+    if arr is None:
+        raise ctx.unsupported("DENSIFY of a non-constant tensor")
+    out = op.outputs[0]
+    if tuple(arr.shape) != ctx.tensor(out).shape or out in ctx.values or out in ctx.consts:
+        raise ctx.fail(f"DENSIFY to {list(ctx.tensor(out).shape)} from {list(arr.shape)}")
+    ctx.consts[out] = arr
+
+
+@converter("DEPTH_TO_SPACE")
+def depth_to_space(ctx: Context, op: Operator) -> None:
+    """DEPTH_TO_SPACE: TensorFlow's (NHWC) ordering is ONNX's DCR mode, channels-first."""
+    opts = ctx.options(op, tflite.DepthToSpaceOptions)
+    block = _check_int(ctx, "block size", int(opts.BlockSize()) if opts is not None else 0, 2)
+    n, h, w, c = _nhwc(ctx, op.inputs[0])
+    if c % (block * block) or ctx.tensor(op.outputs[0]).shape != (
+        n,
+        h * block,
+        w * block,
+        c // (block * block),
+    ):
+        raise ctx.fail(f"block {block} does not fit {[n, h, w, c]}")
+    y = ctx.node("DepthToSpace", [ctx.get(op.inputs[0], CF)], blocksize=block, mode="DCR")
+    ctx.bind(op.outputs[0], y, CF)
+
+
+_BIG = (1 << 31) - 1
+
+
+@converter("STRIDED_SLICE", inputs=(4, 4))
+def strided_slice(ctx: Context, op: Operator) -> None:
+    """STRIDED_SLICE with constant begin/end/strides; begin/end masks and shrink_axis_mask
+    (ellipsis and new-axis masks are refused), in TFLite's axis order."""
+    opts = ctx.options(op, tflite.StridedSliceOptions)
+    masks = {
+        k: int(getattr(opts, k)()) if opts is not None else 0
+        for k in ("BeginMask", "EndMask", "EllipsisMask", "NewAxisMask", "ShrinkAxisMask")
+    }
+    if masks["EllipsisMask"] or masks["NewAxisMask"]:
+        raise ctx.unsupported("STRIDED_SLICE with an ellipsis or new-axis mask")
+    if opts is not None and hasattr(opts, "Offset") and bool(opts.Offset()):
+        raise ctx.unsupported("STRIDED_SLICE with offset")
+    rank = len(ctx.tensor(op.inputs[0]).shape)
+    begin, end, steps = (ctx.int_const(op.inputs[i]) for i in (1, 2, 3))
+    if not len(begin) == len(end) == len(steps) <= rank or 0 in steps:
+        raise ctx.fail(f"begin {begin}, end {end}, strides {steps} do not fit rank {rank}")
+    starts, ends = [], []
+    for a, (b, e, s) in enumerate(zip(begin, end, steps, strict=True)):
+        shrink = bool(masks["ShrinkAxisMask"] >> a & 1)
+        starts.append((0 if s > 0 else _BIG) if masks["BeginMask"] >> a & 1 else b)
+        if shrink:
+            ends.append(b + 1 if b != -1 else _BIG)
+        else:
+            ends.append((_BIG if s > 0 else -_BIG) if masks["EndMask"] >> a & 1 else e)
+    axes = list(range(len(begin)))
+    y = ctx.node(
+        "Slice",
+        [
+            ctx.get(op.inputs[0]),
+            ctx.int64s(starts, "_starts"),
+            ctx.int64s(ends, "_ends"),
+            ctx.int64s(axes, "_axes"),
+            ctx.int64s(steps, "_steps"),
+        ],
+    )
+    shrunk = [a for a in axes if masks["ShrinkAxisMask"] >> a & 1]
+    if shrunk:
+        y = ctx.node("Squeeze", [y, ctx.int64s(shrunk, "_axes")])
+    ctx.bind(op.outputs[0], y)

@@ -50,6 +50,7 @@ from edgeopt.frontends._tflite_ops import (
     Quantization,
     Tensor,
 )
+from edgeopt.frontends._tflite_sparse import densify
 
 __all__ = ["convert_tflite"]
 
@@ -259,10 +260,19 @@ class _Reader:
         raw = self.buffer(int(t.Buffer()), name)
         if not raw:
             return Tensor(index, name, dtype, shape, None, None)
-        if dtype not in _NUMPY_TYPES or t.Sparsity() is not None:
-            kind = "sparse" if dtype in _NUMPY_TYPES else _TYPE_NAMES.get(dtype, str(dtype))
+        if dtype not in _NUMPY_TYPES:
+            kind = _TYPE_NAMES.get(dtype, str(dtype))
             raise UnsupportedOpError(f"{kind} constant tensor", name, self.path)
         np_type = _NUMPY_TYPES[dtype]
+        if t.Sparsity() is not None:
+            if len(raw) % np_type.itemsize:
+                raise self.error(f"sparse tensor {name!r} has a {len(raw)}-byte buffer")
+            try:
+                data = densify(np.frombuffer(raw, np_type), shape, t.Sparsity())
+            except (ValueError, IndexError, RecursionError) as e:
+                raise self.error(f"sparse tensor {name!r}: {e}") from e
+            quant = self.quantization(t.Quantization()) if np_type.kind in "iu" else None
+            return Tensor(index, name, dtype, shape, data, quant)
         if len(raw) != math.prod(shape) * np_type.itemsize:
             raise self.error(f"tensor {name!r} {list(shape)} has a {len(raw)}-byte buffer")
         data = np.frombuffer(raw, np_type).reshape(shape)
@@ -323,15 +333,25 @@ def _build(graph: _Graph, path: str, interface: str) -> onnx.ModelProto:
         shape = _shape_in(tensor.shape, layout)
         inputs.append(helper.make_tensor_value_info(tensor.name, TensorProto.FLOAT, shape))
 
+    missing = sorted({op.kind for op in graph.operators if op.kind not in CONVERTERS})
+    if missing:  # every one at once: a user can judge the model, not one op per try
+        counts = {k: sum(op.kind == k for op in graph.operators) for k in missing}
+        first = next(op for op in graph.operators if op.kind in counts)
+        listed = ", ".join(f"{k} x{n}" for k, n in counts.items())
+        raise UnsupportedOpError(
+            ", ".join(missing),
+            first.index,
+            path,
+            hint=f"the importer has no converter for {listed}; convert the model without "
+            "them, or add converters in edgeopt/frontends/_tflite_ops.py",
+        )
     for op in graph.operators:
         ctx.op = op
-        convert = CONVERTERS.get(op.kind)
-        if convert is None:
-            raise UnsupportedOpError(op.kind, op.index, path)
+        convert = CONVERTERS[op.kind]
         low, high = ARITY[op.kind]
         if not low <= len(op.inputs) <= high or len(op.outputs) != 1:
             raise ctx.fail(f"{len(op.inputs)} inputs and {len(op.outputs)} outputs")
-        if op.kind != "DEQUANTIZE":
+        if op.kind not in ("DEQUANTIZE", "DENSIFY"):  # constant folding, any dtype
             for i in op.inputs:
                 if i >= 0 and ctx.const(i) is None:
                     _float_only(ctx.tensor(i), op.kind, op.index, path)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from edgeopt._fs import atomic_path
 from edgeopt.artifact import ModelArtifact, load_onnx
-from edgeopt.errors import ConfigError
+from edgeopt.errors import ConfigError, describe_validation
 from edgeopt.rewrites import default_opset, upgrade_opset
 
 __all__ = [
@@ -41,10 +41,7 @@ def parse_pass_options(pass_name: str, options_type: type[_O], raw: Mapping[str,
     try:
         return options_type.model_validate(dict(raw or {}))
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
-        )
-        raise ConfigError(f"bad options for pass {pass_name!r}: {problems}") from e
+        raise ConfigError(f"bad options for pass {pass_name!r}: {describe_validation(e)}") from e
 
 
 def save_proto(model: onnx.ModelProto, path: Path) -> ModelArtifact:

@@ -6,7 +6,9 @@ channels, two scaled ``multiply`` calls, one saturating ``add``): about 1 ms at 
 one core, where a numpy uint16 version costs 5 ms and ``cv2.blendLinear`` (float weights) 3 ms.
 The background blur is done at 1/f of the resolution (area downscale, small Gaussian, bilinear
 upscale), which costs the same for any strength, unlike a full-size Gaussian whose cost grows
-with the kernel.
+with the kernel; it averages background pixels only (a normalized convolution by the inverse
+mask), so the person's colours do not bleed into the background around the outline (the
+"halo" users of such effects report).
 
 Effects:
     - ``blur[:SIGMA]``: the background blurred (sigma in frame pixels, default 12).
@@ -229,19 +231,40 @@ class Compositor:
             self._buffers[name] = buf
         return buf
 
-    def _blurred(self, frame: np.ndarray) -> np.ndarray:
+    def _blurred(self, frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The background blurred from background pixels only: no halo around the person.
+
+        ``blur(frame * b) / blur(b)`` with ``b`` the background weight (a normalized
+        convolution): each output pixel averages the *background* pixels near it, so the
+        person's colours never bleed into the background around the outline, as they do when
+        the whole frame is blurred and then blended. Everything runs at 1/f of the resolution
+        (f from the sigma): a downscaled pixel counts as background only when its whole block
+        is (the area-downscaled mask below 2%), so no person colour enters through blocks on
+        the outline; the result is upscaled once. Where no background pixel is near (deep
+        inside the person, hidden by the blend) the ratio is left as it falls.
+        """
         h, w = frame.shape[:2]
         sigma = self.options.blur
         # A factor dividing both sides keeps INTER_AREA on its integer fast path (3x faster).
         factor = next(
             f for f in range(int(max(1, min(sigma / 2.0, 16))), 0, -1) if h % f == 0 == w % f
         )
+        size = (w // factor, h // factor)
+        if factor > 1:
+            small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+            person = cv2.resize(mask, size, interpolation=cv2.INTER_AREA)
+        else:
+            small, person = frame, mask
+        b = (person <= 5).astype(np.float32)
+        s = sigma / factor
+        den = cv2.GaussianBlur(b, (0, 0), s)
+        num = cv2.GaussianBlur(small.astype(np.float32) * b[..., None], (0, 0), s)
+        ratio = np.divide(num, np.maximum(den, 1e-4)[..., None])
+        bg_small = np.clip(ratio, 0, 255).astype(np.uint8)
         if factor == 1:
-            return cv2.GaussianBlur(frame, (0, 0), sigma, self._scratch("blur", frame.shape))
-        small = cv2.resize(frame, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
-        small = cv2.GaussianBlur(small, (0, 0), sigma / factor)
+            return bg_small
         return cv2.resize(
-            small, (w, h), self._scratch("blur", frame.shape), interpolation=cv2.INTER_LINEAR
+            bg_small, (w, h), self._scratch("blur", frame.shape), interpolation=cv2.INTER_LINEAR
         )
 
     def _solid_color(self, size: tuple[int, int], order: Order) -> np.ndarray:
@@ -296,7 +319,7 @@ class Compositor:
             cv2.cvtColor(mask, cv2.COLOR_GRAY2BGR, out3)
         else:
             if effect == "blur":
-                bg = self._blurred(fg)
+                bg = self._blurred(fg, mask)
             elif effect == "replace":
                 assert self._background is not None  # set in __init__ for replace
                 bg = self._background.frame(size, order.startswith("RGB"))
