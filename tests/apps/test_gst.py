@@ -147,11 +147,37 @@ def test_any_segmentation_model_through_its_card(
     assert out[:, :20].mean() > 200 and out[:, 44:].mean() < 40  # mask: person white
 
 
-def test_threads_out_of_range_fails_the_pipeline_with_its_reason(red_model: Path) -> None:
-    with pytest.raises(gst.VideoError, match=r"threads=-1 is out of range: give 0\.\.256"):
+@pytest.mark.parametrize(
+    ("prop", "message"),
+    [
+        ("threads=-1", r"threads=-1 is out of range: give 0\.\.256"),
+        ("every=0", r"every=0 is out of range: give 1\.\.30"),
+        ("smoothing=1.5", r"smoothing=1\.5 is out of range: give 0\.\.0\.99"),
+        ("feather=-2", r"feather=-2 is out of range"),
+    ],
+)
+def test_out_of_range_properties_fail_the_pipeline_with_their_reason(
+    red_model: Path, prop: str, message: str
+) -> None:
+    with pytest.raises(gst.VideoError, match=message):
         gst.launch(
             "videotestsrc num-buffers=2 ! video/x-raw,format=RGB ! "
-            f"edgeoptbgremove model={red_model} threads=-1 ! fakesink"
+            f"edgeoptbgremove model={red_model} {prop} ! fakesink"
+        )
+
+
+def test_every_bgremove_option_is_a_property(red_model: Path) -> None:
+    gst.register()
+    element = Gst.ElementFactory.make("edgeoptbgremove")
+    for name, value in [
+        ("every", 3), ("skip-similar", 2.5), ("smoothing", 0.5), ("feather", 4.0),
+        ("threshold", 0.6), ("budget-ms", 12.0), ("card", "c.yaml"), ("threads", 2),
+    ]:  # fmt: skip
+        element.set_property(name, value)
+        assert (
+            element.get_property(name) == pytest.approx(value)
+            if isinstance(value, float)
+            else element.get_property(name) == value
         )
 
 

@@ -142,3 +142,18 @@ def test_models_shaped_otherwise_give_the_right_masks(
     wrong = load_segmenter(str(path), options=SegmenterOptions(feather=0))
     bad = wrong.segment(red_blue_frame((120, 160)))
     assert not (bad[:, :70].min() > 240 and bad[:, 90:].max() < 15)
+
+
+def test_similar_frames_reuse_the_mask(
+    red_model: Path, red_blue_frame: Callable[..., np.ndarray]
+) -> None:
+    seg = Segmenter(edgeopt.compile(red_model), options=SegmenterOptions(similar=2.0))
+    frame = red_blue_frame()
+    noisy = np.clip(frame.astype(int) + 1, 0, 255).astype(np.uint8)  # a 1-level flicker
+    for f in (frame, noisy, frame, noisy):
+        seg.segment(f)
+    assert (seg.model_runs, seg.reused) == (1, 3)
+    moved = np.roll(frame, 40, axis=1)  # the person moved: the model must run
+    mask = seg.segment(moved)
+    assert seg.model_runs == 2
+    assert mask[:, 50:100].min() > 240  # the mask follows the moved red half

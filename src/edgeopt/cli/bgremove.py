@@ -66,6 +66,13 @@ def bgremove(
     ),
     threads: int | None = typer.Option(None, "--threads", "-t", min=1, help="Inference threads."),
     every: int = typer.Option(1, "--every", min=1, help="Run the model on one frame in N."),
+    similar: float = typer.Option(
+        0.0,
+        "--skip-similar",
+        min=0.0,
+        help="Reuse the mask while the frame differs from the last segmented one by less "
+        "than this (mean grey levels of a 32x18 thumbnail, e.g. 2); 0: off.",
+    ),
     budget_ms: float | None = typer.Option(
         None, "--budget-ms", min=0.1, help="Per-frame budget: run the model less often above it."
     ),
@@ -86,7 +93,11 @@ def bgremove(
 
     try:
         mask = SegmenterOptions(
-            smoothing=smoothing, feather=feather, threshold=threshold, every=every
+            smoothing=smoothing,
+            feather=feather,
+            threshold=threshold,
+            every=every,
+            similar=similar,
         )
         config = RunConfig(
             input=str(input) if input else None,
@@ -131,9 +142,12 @@ def bgremove(
     print_table(f"{summary.source}: ms per frame", ("stage", "p50", "p99", "mean"), rows)
     where = str(output) if output else "the virtual camera"
     stopped = " (stopped by a signal)" if summary.interrupted else ""
+    reused = 1 - summary.model_runs / summary.frames_in if summary.frames_in else 0.0
     console.print(
         f"{summary.frames_in} frames in, {summary.frames_out} out to {where}{stopped}; "
-        f"model ran on {summary.model_runs}; {summary.seconds:.1f} s, {summary.fps:.1f} fps"
+        f"model ran on {summary.model_runs} ({reused:.0%} of frames reused a mask); "
+        f"{summary.seconds:.1f} s, {summary.fps:.1f} fps, {summary.cpu_ms_per_frame:.1f} ms CPU "
+        "per frame"
     )
     if summary.interrupted:  # the output holds every frame done; the exit code says why
         raise typer.Exit(143 if summary.interrupted == "SIGTERM" else 130)

@@ -59,6 +59,18 @@ app.command("bgremove")(guard(bgremove_cmd.bgremove))
 app.add_typer(models.app, name="models")
 
 
+@app.command("gst-env")
+def _gst_env() -> None:
+    """Print the shell exports that let gst-launch-1.0 find the edgeoptbgremove element."""
+    import shlex
+
+    from edgeopt.apps.background.gst import plugin_env
+
+    env = plugin_env({})
+    for key in ("GST_PLUGIN_PATH", "PYTHONPATH", "GST_REGISTRY_FORK"):
+        typer.echo(f"export {key}={shlex.quote(env[key])}")
+
+
 def main() -> None:
     """Run the ``edgeopt`` command."""
     app()

@@ -45,7 +45,11 @@ from edgeopt._fs import os_error_message  # noqa: E402
 from edgeopt.apps.background.composite import Compositor, effect_from_args  # noqa: E402
 from edgeopt.apps.background.errors import VideoError  # noqa: E402
 from edgeopt.apps.background.remover import BackgroundRemover  # noqa: E402
-from edgeopt.apps.background.segmenter import Order, load_segmenter  # noqa: E402
+from edgeopt.apps.background.segmenter import (  # noqa: E402
+    Order,
+    SegmenterOptions,
+    load_segmenter,
+)
 from edgeopt.errors import EdgeoptError  # noqa: E402
 from edgeopt.interface import load_card  # noqa: E402
 
@@ -75,6 +79,20 @@ _CAPS = Gst.Caps.from_string(
 )
 _RW = GObject.ParamFlags.READWRITE
 MAX_THREADS = 256
+# Numeric properties are declared with wide GObject ranges and checked by the element itself:
+# GObject's own check only prints a GLib warning and keeps the old value (threads=-1 passed
+# unnoticed). Out of range, the element posts an ERROR naming the property and its range.
+_WIDE_INT = (-(2**31), 2**31 - 1)
+_WIDE = (-1e12, 1e12)
+RANGES: dict[str, tuple[float, float]] = {
+    "threads": (0, MAX_THREADS),
+    "every": (1, 30),
+    "skip-similar": (0.0, 255.0),
+    "smoothing": (0.0, 0.99),
+    "feather": (0.0, 100.0),
+    "threshold": (0.0, 0.99),
+    "budget-ms": (0.0, 10000.0),
+}
 
 
 def _message(e: BaseException) -> str:
@@ -119,14 +137,41 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
             "",
             _RW,
         ),
+        "every": (int, "every", "Run the model on one frame in N (1..30)", *_WIDE_INT, 1, _RW),
+        "skip-similar": (
+            float,
+            "skip-similar",
+            "Reuse the mask while the frame differs from the last segmented one by less than "
+            "this (mean grey levels of a 32x18 thumbnail, 0..255); 0: off",
+            *_WIDE,
+            0.0,
+            _RW,
+        ),
+        "smoothing": (float, "smoothing", "Temporal mask smoothing, 0..0.99", *_WIDE, 0.0, _RW),
+        "feather": (float, "feather", "Edge feathering sigma, 0..100 pixels", *_WIDE, 2.0, _RW),
+        "threshold": (
+            float,
+            "threshold",
+            "Hard mask threshold in (0, 0.99]; 0: a soft alpha",
+            *_WIDE,
+            0.0,
+            _RW,
+        ),
+        "budget-ms": (
+            float,
+            "budget-ms",
+            "Per-frame budget in ms (0..10000): the model runs less often above it; 0: none",
+            *_WIDE,
+            0.0,
+            _RW,
+        ),
         # The full int range, checked in do_set_property: GObject's own range check only
         # prints a GLib warning and keeps the old value, so threads=-1 would pass unnoticed.
         "threads": (
             int,
             "threads",
             f"Inference threads, 0..{MAX_THREADS} (0: backend default)",
-            -(2**31),
-            2**31 - 1,
+            *_WIDE_INT,
             0,
             _RW,
         ),
@@ -141,6 +186,12 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
             "effect": "blur",
             "background": "",
             "threads": 0,
+            "every": 1,
+            "skip-similar": 0.0,
+            "smoothing": 0.0,
+            "feather": 2.0,
+            "threshold": 0.0,
+            "budget-ms": 0.0,
         }
         self._remover: BackgroundRemover | None = None
         self._invalid = ""
@@ -161,8 +212,10 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
         A new effect or background swaps the compositor at once; a new model, backend or
         thread count recompiles before the next frame.
         """
-        if prop.name == "threads" and not 0 <= value <= MAX_THREADS:
-            self._invalid = f"{ELEMENT}: threads={value} is out of range: give 0..{MAX_THREADS}"
+        bounds = RANGES.get(prop.name)
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            lo, hi = (f"{b:g}" for b in bounds)
+            self._invalid = f"{ELEMENT}: {prop.name}={value:g} is out of range: give {lo}..{hi}"
             self._error(self._invalid)
             return
         self._props[prop.name] = value
@@ -185,10 +238,22 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
         p = self._props
         options = {"threads": p["threads"]} if p["threads"] else None
         card = load_card(p["card"]) if p["card"] else None
-        segmenter = load_segmenter(
-            p["model"], backend=p["backend"], backend_options=options, interface=card
+        mask = SegmenterOptions(
+            every=p["every"],
+            similar=p["skip-similar"],
+            smoothing=p["smoothing"],
+            feather=p["feather"],
+            threshold=p["threshold"] or None,
         )
-        return BackgroundRemover(segmenter, self._compositor())
+        segmenter = load_segmenter(
+            p["model"],
+            backend=p["backend"],
+            backend_options=options,
+            interface=card,
+            options=mask,
+        )
+        budget = p["budget-ms"] or None
+        return BackgroundRemover(segmenter, self._compositor(), budget)
 
     def _error(self, text: str) -> None:
         err = GLib.Error.new_literal(Gst.StreamError.quark(), text, Gst.StreamError.FAILED)

@@ -127,6 +127,13 @@ class SegmenterOptions(BaseModel):
         le=30,
         description="Run the model on one frame in N; reuse the mask between.",
     )
+    similar: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=255.0,
+        description="Reuse the last mask while a 32x18 grey thumbnail of the frame differs "
+        "from the last segmented one by less than this mean (grey levels); 0: off.",
+    )
 
 
 class Segmenter:
@@ -169,12 +176,15 @@ class Segmenter:
         self._last_mask: np.ndarray | None = None
         self._mask: np.ndarray | None = None
         self._frame = 0
+        self._last_thumb: np.ndarray | None = None
         self.model_runs = 0
+        self.reused = 0
 
     def reset(self) -> None:
         """Forget the previous frames (start of a new video)."""
         self._prev = None
         self._last_mask = None
+        self._last_thumb = None
         self._frame = 0
 
     def preprocess(self, frame: np.ndarray, order: Order = "BGR") -> np.ndarray:
@@ -244,14 +254,24 @@ class Segmenter:
             times: Where to record pre / infer / post milliseconds, if given.
         """
         size = (frame.shape[0], frame.shape[1])
-        reuse = (
-            self._last_mask is not None
-            and self._last_mask.shape == size
-            and self._frame % self.every != 0
-        )
+        have = self._last_mask is not None and self._last_mask.shape == size
+        reuse = have and self._frame % self.every != 0
         self._frame += 1
+        thumb = None
+        if self.options.similar > 0 and not reuse:
+            # obs-backgroundremoval's similarity skip: a 32x18 grey thumbnail of the frame
+            # against the one of the last frame the model ran on (not the previous frame, so
+            # a slow drift still triggers a run).
+            code = cv2.COLOR_BGR2GRAY if order in ("BGR", "RGB") else cv2.COLOR_BGRA2GRAY
+            small = cv2.resize(frame, (32, 18), interpolation=cv2.INTER_AREA)
+            thumb = cv2.cvtColor(small, code).astype(np.int16)
+            last = self._last_thumb
+            if have and last is not None:
+                reuse = float(np.abs(thumb - last).mean()) < self.options.similar
         if reuse and self._last_mask is not None:
+            self.reused += 1
             return self._last_mask
+        self._last_thumb = thumb
         t0 = time.perf_counter()
         tensor = self.preprocess(frame, order)
         t1 = time.perf_counter()
