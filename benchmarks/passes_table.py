@@ -16,15 +16,14 @@ where int8 time goes. Output is JSON (``--json``) plus printed tables.
 from __future__ import annotations
 
 import argparse
-import collections
 import json
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from edgeopt import zoo
 from edgeopt.artifact import ModelArtifact, load_onnx
+from edgeopt.backends.onnxruntime import profile_ops
 from edgeopt.bench import BenchSettings, Variant, compare
 from edgeopt.bench.fidelity import compare_outputs, evaluation_feeds, mask_reader, run_outputs
 from edgeopt.passes.base import PassContext
@@ -39,21 +38,8 @@ def _apply(name: str, model: ModelArtifact, work: Path, calib: Any, **options: A
 
 
 def _profile(path: Path, feeds: Any, runs: int = 50) -> dict[str, float]:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.enable_profiling = True
-    so.log_severity_level = 3
-    so.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "prof")
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    for _ in range(runs):
-        sess.run(None, feeds)
-    events = json.loads(Path(sess.end_profiling()).read_text())
-    per_op: collections.Counter[str] = collections.Counter()
-    for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            per_op[e["args"]["op_name"]] += e["dur"] / runs / 1000.0
-    return dict(per_op.most_common())
+    ops = profile_ops(load_onnx(path), feeds, runs)
+    return {op: ms for op, (_, ms) in ops.items()}
 
 
 def bench_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:

@@ -146,3 +146,14 @@ def test_bgremove_runs_a_compiled_artifact(tmp_path: Path) -> None:
 def test_version() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"edgeopt {edgeopt.__version__}"
+
+
+def test_info_profile_times_each_kernel_op(conv_model: Path) -> None:
+    result = CliRunner().invoke(app, ["info", str(conv_model), "--profile"])
+    assert result.exit_code == 0, result.output
+    assert "ONNX Runtime profile" in result.output
+    assert "Conv" in result.output.split("ONNX Runtime profile")[1]
+    from edgeopt.backends.onnxruntime import profile_ops
+
+    ops = profile_ops(edgeopt.load(conv_model), {"x": X}, runs=5)
+    assert ops and all(n >= 1 and ms >= 0 for n, ms in ops.values())

@@ -12,7 +12,21 @@ from edgeopt.artifact import model_summary
 from edgeopt.backends.saved import is_saved, read_saved
 from edgeopt.cli._output import console, print_table
 
-__all__ = ["info"]
+__all__ = ["LEVERS", "info"]
+
+LEVERS = {
+    "ReorderInput": "ort_layout (keeps ORT in its blocked layout)",
+    "ReorderOutput": "ort_layout (keeps ORT in its blocked layout)",
+    "Transpose": "ort_layout nhwc_input_conv; convert --layout nchw",
+    "Conv": "quantize (int8), prune_structured, OpenVINO, tuned TVM",
+    "FusedConv": "quantize (int8), prune_structured, OpenVINO, tuned TVM",
+    "Resize": "TVM's hand-scheduled upsampling; ort_layout resize_conv_swap",
+    "Upsample": "TVM's hand-scheduled upsampling; ort_layout resize_conv_swap",
+    "ConvTranspose": "TVM's hand-scheduled transposed convolution",
+    "MatMul": "quantize (dynamic int8)",
+    "Gemm": "quantize (dynamic int8)",
+}
+"""Which pass or backend addresses an ORT kernel op, for ``info --profile``."""
 
 
 def info(
@@ -20,6 +34,12 @@ def info(
         ..., help="Model: a zoo name, .onnx/.tflite/.pt2 file, or an `edgeopt compile` folder."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    profile: bool = typer.Option(
+        False, "--profile", help="Also time each operator type on ONNX Runtime (its profiler)."
+    ),
+    shape: list[str] = typer.Option(
+        [], "--shape", help="Size of an input with dynamic dimensions: NAME=1x3x256x256."
+    ),
 ) -> None:
     """Show a model's interface, operators, size and parameter count (or an artifact's)."""
     if is_saved(model):
@@ -42,7 +62,15 @@ def info(
             ],
         )
         return
-    summary = model_summary(load(model))
+    artifact = load(model)
+    summary = model_summary(artifact)
+    if profile:
+        from edgeopt.backends.base import feeds_for
+        from edgeopt.backends.onnxruntime import profile_ops
+        from edgeopt.cli.bench import _shapes
+
+        ops = profile_ops(artifact, feeds_for(artifact.inputs, _shapes(shape)))
+        summary["profile_ms"] = {op: ms for op, (_, ms) in ops.items()}
     if as_json:
         console.print_json(json.dumps(summary))
         return
@@ -63,3 +91,13 @@ def info(
         ],
     )
     print_table("operators", ("op", "count"), [(k, str(v)) for k, v in summary["ops"].items()])
+    if profile:
+        total = sum(ms for _, ms in ops.values()) or 1.0
+        print_table(
+            "ONNX Runtime profile (after its fusions; ms per inference, 50 runs, random inputs)",
+            ("kernel op", "kernels", "ms", "share", "what addresses it"),
+            [
+                (op, str(n), f"{ms:.3f}", f"{ms / total:.0%}", LEVERS.get(op, ""))
+                for op, (n, ms) in ops.items()
+            ],
+        )
