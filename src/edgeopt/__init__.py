@@ -23,6 +23,7 @@ from edgeopt.errors import (
     UnsupportedOpError,
     WriteError,
 )
+from edgeopt.pipeline import PipelineReport, optimize
 from edgeopt.registry import backend_names, get_backend, pass_names
 
 __version__ = "0.1.0"
@@ -40,6 +41,7 @@ __all__ = [
     "ModelArtifact",
     "ModelFetchError",
     "ModelLoadError",
+    "PipelineReport",
     "PluginError",
     "TensorSpec",
     "UnsafeModelError",
@@ -55,5 +57,6 @@ __all__ = [
     "get_backend",
     "load",
     "load_compiled",
+    "optimize",
     "pass_names",
 ]

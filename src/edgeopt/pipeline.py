@@ -28,10 +28,10 @@ from edgeopt.bench.fidelity import FeedSet, compare_outputs, feed_set, mask_read
 from edgeopt.data import Role
 from edgeopt.interface import ModelInterface, infer_interface
 from edgeopt.passes.base import PassContext
-from edgeopt.recipe import DataSettings, Recipe
+from edgeopt.recipe import DataSettings, Recipe, load_recipe, parse_recipe
 from edgeopt.registry import get_pass
 
-__all__ = ["PipelineReport", "StepReport", "data_feeds", "run_pipeline"]
+__all__ = ["PipelineReport", "StepReport", "data_feeds", "optimize", "run_pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -310,3 +310,33 @@ def _run_steps(
     atomic_write_text(out / "report.json", report.to_json())
     atomic_write_text(out / "report.md", report.to_markdown())
     return report
+
+
+def optimize(
+    model: ModelArtifact | str | os.PathLike[str],
+    recipe: Recipe | Mapping[str, Any] | str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    interface: Mapping[str, Any] | None = None,
+    progress: StepProgress | None = None,
+) -> PipelineReport:
+    """Optimize a model: run a recipe's passes, measure each, write the model and a report.
+
+    Args:
+        model: The fp32 model (an artifact or an ``.onnx`` path; `edgeopt.load` the others).
+        recipe: A `Recipe`, its dict form (``{"passes": [{"name": "quantize"}]}``), or the
+            path of a YAML recipe.
+        output: The output folder: ``model.onnx``, ``report.json``, ``report.md``, ``steps/``.
+        interface: Model interface fields (a card's) on top of what the graph says.
+        progress: Called with (step, steps, pass name) before each pass.
+
+    Raises:
+        ConfigError: A bad recipe or interface. ModelLoadError: a bad model.
+        EdgeoptError: A pass or backend failed.
+    """
+    if isinstance(recipe, Recipe):
+        plan = recipe
+    elif isinstance(recipe, Mapping):
+        plan = parse_recipe(dict(recipe))
+    else:
+        plan = load_recipe(recipe)
+    return run_pipeline(model, plan, output, progress, interface)

@@ -144,3 +144,11 @@ def test_optimize_without_an_image_input_warns_and_claims_no_iou(tmp_path: Path)
 
 def test_sample_clip_helper_still_writes(tmp_path: Path) -> None:
     assert write_sample(tmp_path / "s.mp4", (48, 64), 0.2).is_file()
+
+
+def test_optimize_is_public_api(conv_model: Path, tmp_path: Path) -> None:
+    import edgeopt
+
+    report = edgeopt.optimize(conv_model, {"passes": [{"name": "fp16"}]}, tmp_path / "o")
+    assert isinstance(report, edgeopt.PipelineReport) and report.steps[0].applied
+    assert (tmp_path / "o" / "model.onnx").is_file()

@@ -87,7 +87,10 @@ _SAME = {
 }
 _BINARY = {"Add", "Mul", "Sub", "Div"}
 # Per-space sensitivity tables by (model, data, options): a sweep over ratios measures once.
-_SENSITIVITY_CACHE: dict[tuple[Any, ...], dict[int, list[tuple[int, float, int]]]] = {}
+_SENSITIVITY_CACHE: collections.OrderedDict[
+    tuple[Any, ...], dict[int, list[tuple[int, float, int]]]
+] = collections.OrderedDict()
+_SENSITIVITY_CACHE_SIZE = 8  # models per process; a long-lived process must not grow without end
 
 
 class StructuredPruneOptions(BaseModel):
@@ -675,7 +678,11 @@ class StructuredPrunePass:
             len(feeds),
             interface.model_dump_json() if interface is not None else None,
         )
-        if key not in _SENSITIVITY_CACHE:
+        if key in _SENSITIVITY_CACHE:
+            _SENSITIVITY_CACHE.move_to_end(key)
+        else:
+            while len(_SENSITIVITY_CACHE) >= _SENSITIVITY_CACHE_SIZE:
+                _SENSITIVITY_CACHE.popitem(last=False)
             _SENSITIVITY_CACHE[key] = self._table(
                 proto, spaces, opts, feeds, macs_before, interface
             )
