@@ -9,6 +9,7 @@ the source released and no file created.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgeopt._fs import check_distinct
 from edgeopt.apps.background.composite import Compositor, effect_from_args
+from edgeopt.apps.background.encode import CODECS, AvFileSink
 from edgeopt.apps.background.remover import BackgroundRemover
 from edgeopt.apps.background.segmenter import SegmenterOptions, load_segmenter
 from edgeopt.apps.background.video import (
@@ -85,6 +87,14 @@ class RunConfig(BaseModel):
         return "file" if self.input is not None else "camera"
 
 
+def file_sink(output: str, fps: float, size: tuple[int, int], audio_from: str | None) -> FrameSink:
+    """The writer for ``output``: H.264 with the input's audio (PyAV) for .mp4/.m4v/.mov/.mkv,
+    OpenCV's writer for .avi/.webm or when PyAV is not installed."""
+    if Path(output).suffix.lower() in CODECS and importlib.util.find_spec("av") is not None:
+        return AvFileSink(output, fps, size, audio_from)
+    return FileSink(output, fps, size)
+
+
 def remove_background(
     config: RunConfig,
     progress: Progress | None = None,
@@ -129,7 +139,7 @@ def remove_background(
         compositor = Compositor(effect_from_args(config.effect, config.background))
         remover = BackgroundRemover(segmenter, compositor, config.budget_ms)
         if config.output is not None:
-            sink = FileSink(config.output, source.fps, source.size)
+            sink = file_sink(config.output, source.fps, source.size, config.input)
         else:
             sink = VirtualCameraSink(
                 source.size,
@@ -140,7 +150,7 @@ def remove_background(
             )
     except BaseException:
         source.close()
-        if isinstance(sink, FileSink):
+        if isinstance(sink, FileSink | AvFileSink):
             sink.discard()
         raise
     return run(source, sink, remover, max_frames=config.max_frames, progress=progress)

@@ -129,7 +129,15 @@ def open_file(path: str | os.PathLike[str]) -> CaptureSource:
             f"{p}: cannot be opened as a video (not a video, or truncated before its header "
             "or index); re-encode or re-download it"
         )
-    return CaptureSource(cap, str(p), is_camera=False)
+    source = CaptureSource(cap, str(p), is_camera=False)
+    # OpenCV counts duration x rate: an audio track longer than the video would read as a
+    # truncated video. The video stream's own count, where the container has one, is right.
+    from edgeopt.apps.background.encode import video_frame_count
+
+    own = video_frame_count(p)
+    if own is not None:
+        source.expected_frames = own
+    return source
 
 
 def open_camera(index: int, size: tuple[int, int] | None = None) -> CaptureSource:
