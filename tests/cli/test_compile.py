@@ -157,3 +157,33 @@ def test_info_profile_times_each_kernel_op(conv_model: Path) -> None:
 
     ops = profile_ops(edgeopt.load(conv_model), {"x": X}, runs=5)
     assert ops and all(n >= 1 and ms >= 0 for n, ms in ops.values())
+
+
+def test_json_on_stdout_and_on_list_commands(conv_model: Path) -> None:
+    result = CliRunner().invoke(app, ["bench", str(conv_model), "--runs", "10", "--json", "-"])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    data = json.loads(text[text.index("{") :])
+    assert [r["name"] for r in data["results"]] == ["onnxruntime"]
+    plugins = json.loads(CliRunner().invoke(app, ["list", "--json"]).stdout)
+    assert {"kind": "pass", "name": "quantize", "available": True, "install_hint": ""} in plugins
+    models = json.loads(CliRunner().invoke(app, ["models", "list", "--json"]).stdout)
+    assert models[0]["interface"]["input_size"] == [256, 256]
+    options = json.loads(CliRunner().invoke(app, ["list", "--options", "tvm", "--json"]).stdout)
+    assert "tune_seconds" in options
+
+
+def test_instability_is_flagged() -> None:
+    from edgeopt.bench import Comparison
+    from edgeopt.bench.report import instability
+    from edgeopt.bench.result import BenchmarkResult
+
+    steady = BenchmarkResult("a", "onnxruntime", "m", {}, (1.0,) * 20, 0, 0.0, 0.0, 0.0, 1)
+    noisy = BenchmarkResult("b", "onnxruntime", "m", {}, (1.0,) * 10 + (3.0,) * 10, 0, 0, 0, 0, 1)
+    comparison = Comparison(
+        results=(steady, noisy),
+        speedups={"a": (1.0, 1.0, 1.0), "b": (0.3, 1.0, 1.2, 0.4, 0.9)},
+        block=10,
+    )
+    warnings = instability(comparison)
+    assert warnings and all(w.startswith("b:") for w in warnings)

@@ -113,3 +113,21 @@ def save_chart(comparison: Comparison, path: str | os.PathLike[str], title: str 
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return Path(path)
+
+
+def instability(comparison: Comparison, spread: float = 1.5) -> list[str]:
+    """Warnings for measurements too noisy to trust, as pyperf gives them.
+
+    A variant is flagged when its p90 latency is more than ``spread`` times its p50, or when its
+    per-round speed-ups disagree (p90 more than ``spread`` times p10).
+    """
+    out = []
+    for r in comparison.results:
+        s = r.stats
+        if s.p50 > 0 and s.p90 / s.p50 > spread:
+            out.append(f"{r.name}: p90 is {s.p90 / s.p50:.1f}x its p50")
+        if r.name in comparison.speedups and len(comparison.speedups[r.name]) >= 3:
+            _, lo, hi = comparison.speedup(r.name)
+            if lo > 0 and hi / lo > spread:
+                out.append(f"{r.name}: speed-up rounds range {lo:.2f}x-{hi:.2f}x")
+    return out

@@ -14,13 +14,14 @@ import itertools
 from pathlib import Path
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from edgeopt._api import load
 from edgeopt._fs import atomic_write_text
 from edgeopt.backends.saved import is_saved, read_saved
 from edgeopt.bench import BenchSettings, Comparison, Variant, compare
-from edgeopt.bench.report import COLUMNS, rows, save_chart
+from edgeopt.bench.report import COLUMNS, instability, rows, save_chart
 from edgeopt.cli._options import backend_options
 from edgeopt.cli._output import console, print_table
 from edgeopt.errors import ConfigError
@@ -48,7 +49,9 @@ def bench(
         10, "--block", min=1, help="Calls per variant per interleaved round."
     ),
     json_out: Path | None = typer.Option(
-        None, "--json", help="Write every sample as JSON here (missing folders are created)."
+        None,
+        "--json",
+        help="Write every sample as JSON here ('-': stdout; missing folders are created).",
     ),
     chart: Path | None = typer.Option(
         None, "--chart", help="Write a PNG bar chart here (missing folders are created)."
@@ -171,8 +174,19 @@ def _write(
     markdown_out: Path | None,
     chart: Path | None,
 ) -> None:
-    print_table(f"{title}: latency per inference", COLUMNS, rows(result))
-    if json_out:
+    to_stdout = json_out is not None and str(json_out) == "-"
+    if to_stdout:  # the JSON alone on stdout; the table goes to stderr
+        Console(stderr=True).print(f"{title}: measured {len(result.results)} variant(s)")
+        typer.echo(result.to_json())
+    else:
+        print_table(f"{title}: latency per inference", COLUMNS, rows(result))
+    for warning in instability(result):
+        Console(stderr=True).print(
+            f"warning: unstable measurement, {warning}: the machine is busy or the run short; "
+            "rerun longer (--seconds) on a quiet machine",
+            markup=False,
+        )
+    if json_out and not to_stdout:
         atomic_write_text(json_out, result.to_json())
         console.print(f"wrote {json_out}")
     if markdown_out:

@@ -19,8 +19,23 @@ app = typer.Typer(
 
 @app.command("list")
 @guard
-def list_models() -> None:
+def list_models(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
     """List the known models."""
+    if as_json:
+        entries = [
+            {
+                "name": m.name,
+                "description": m.description,
+                "license": m.license,
+                "sha256": m.sha256,
+                "interface": m.interface.model_dump(mode="json"),
+            }
+            for m in zoo.ZOO.values()
+        ]
+        typer.echo(json.dumps(entries, indent=2))
+        return
     print_table(
         "edgeopt model zoo",
         ("name", "input", "license", "description"),
