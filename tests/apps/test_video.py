@@ -173,3 +173,65 @@ def test_cli_rejects_two_sources() -> None:
     result = CliRunner().invoke(app, ["bgremove", "x.mp4", "--camera", "0", "-o", "y.mp4"])
     assert result.exit_code == 1
     assert "either an input file or --camera" in result.output
+
+
+class _Numbered:
+    """A source of 200 frames whose pixels carry their index; counts how far ahead it read."""
+
+    name = "numbered"
+    expected_frames = 200
+    fps = 30.0
+    size = (16, 16)
+
+    def __init__(self, sink: list[int]) -> None:
+        self.i = 0
+        self.sink = sink
+        self.ahead = 0
+
+    def read(self) -> np.ndarray | None:
+        if self.i == 200:
+            return None
+        self.ahead = max(self.ahead, self.i - len(self.sink))
+        frame = np.full((16, 16, 3), self.i % 256, np.uint8)
+        frame[0, 0, 0] = self.i // 256
+        self.i += 1
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+class _Recorder:
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.seen: list[int] = []
+        self.fail_at = fail_at
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.fail_at is not None and len(self.seen) == self.fail_at:
+            raise VideoError("disk full (test)")
+        self.seen.append(int(frame[0, 1, 0]) + 256 * int(frame[0, 0, 0]))
+
+    def close(self) -> None:
+        pass
+
+
+def test_pipelined_run_keeps_order_count_and_bounds(red_model: Path) -> None:
+    from edgeopt.apps.background.composite import Compositor, parse_effect
+    from edgeopt.apps.background.remover import BackgroundRemover
+    from edgeopt.apps.background.segmenter import load_segmenter
+    from edgeopt.apps.background.video import run
+
+    def remover() -> BackgroundRemover:
+        return BackgroundRemover(load_segmenter(str(red_model)), Compositor(parse_effect("none")))
+
+    sink = _Recorder()
+    source = _Numbered(sink.seen)
+    summary = run(source, sink, remover(), threaded=True)  # type: ignore[arg-type]
+    assert sink.seen == list(range(200))  # every frame, in order
+    assert summary.frames_in == summary.frames_out == 200
+    assert source.ahead <= 10  # bounded queues: the reader never runs far ahead
+    assert len(summary.times.samples("latency")) == 200
+    failing = _Recorder(fail_at=50)
+    with pytest.raises(VideoError, match="disk full"):
+        run(_Numbered(failing.seen), failing, remover(), threaded=True)  # type: ignore[arg-type]
+    assert len(failing.seen) == 50

@@ -81,6 +81,11 @@ def bgremove(
     threshold: float | None = typer.Option(None, "--threshold", help="Hard mask threshold."),
     size: str | None = typer.Option(None, "--size", help="Camera size WIDTHxHEIGHT."),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after N."),
+    pipelined: bool | None = typer.Option(
+        None,
+        "--pipelined/--serial",
+        help="Decode, segment and encode on three threads (default: for files, not cameras).",
+    ),
     card: Path | None = _interface.CARD,
     input_mean: str | None = _interface.MEAN,
     input_std: str | None = _interface.STD,
@@ -115,6 +120,7 @@ def bgremove(
             mask=mask,
             budget_ms=budget_ms,
             max_frames=max_frames,
+            threaded=pipelined,
             interface=_interface.overrides(
                 card, input_mean, input_std, input_order, output_activation, person_channel
             ),

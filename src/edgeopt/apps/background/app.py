@@ -66,6 +66,11 @@ class RunConfig(BaseModel):
         default=None, gt=0, description="Per-frame budget; the model runs less often above it."
     )
     max_frames: int | None = Field(default=None, ge=1, description="Stop after N frames.")
+    threaded: bool | None = Field(
+        default=None,
+        description="Decode, segment and encode on three threads (None: for files, not for "
+        "cameras, whose latency matters more than throughput).",
+    )
     models_dir: str | None = Field(default=None, description="Offline verified models folder.")
     interface: dict[str, Any] | None = Field(
         default=None,
@@ -153,4 +158,7 @@ def remove_background(
         if isinstance(sink, FileSink | AvFileSink):
             sink.discard()
         raise
-    return run(source, sink, remover, max_frames=config.max_frames, progress=progress)
+    threaded = config.threaded if config.threaded is not None else config.kind == "file"
+    return run(
+        source, sink, remover, max_frames=config.max_frames, progress=progress, threaded=threaded
+    )

@@ -33,6 +33,7 @@ from edgeopt._fs import commit, temporary_path
 from edgeopt.apps.background.errors import CameraError, TruncatedVideoError, VideoError
 from edgeopt.apps.background.remover import BackgroundRemover
 from edgeopt.apps.background.segmenter import StageTimes
+from edgeopt.apps.background.threaded import threaded_loop
 
 __all__ = [
     "CaptureSource",
@@ -361,6 +362,7 @@ def run(
     max_frames: int | None = None,
     progress: Progress | None = None,
     progress_every: int = 15,
+    threaded: bool = False,
 ) -> RunSummary:
     """Process every frame of ``source`` into ``sink``; closes both.
 
@@ -371,6 +373,8 @@ def run(
         max_frames: Stop after this many frames (None: the whole input).
         progress: Called with (frames done, stage times) every ``progress_every`` frames.
         progress_every: How often to call ``progress``.
+        threaded: Decode, segment + composite and encode on three threads (`threaded_loop`):
+            throughput set by the slowest stage; frame order and count kept.
 
     Returns:
         Counts and per-stage timings.
@@ -388,7 +392,16 @@ def run(
     out: np.ndarray | None = None
     try:
         with _stop_between_frames() as stop:
-            while (max_frames is None or frames_in < max_frames) and not stop:
+            if threaded:
+                frames_in, frames_out = threaded_loop(
+                    source.read,
+                    sink.write,
+                    remover,
+                    stop,
+                    max_frames,
+                    (lambda n: progress(n, times)) if progress is not None else None,
+                )
+            while not threaded and (max_frames is None or frames_in < max_frames) and not stop:
                 t0 = time.perf_counter()
                 frame = source.read()
                 t1 = time.perf_counter()
