@@ -98,6 +98,7 @@ class _Graph:
     """Name-level view of a graph: producers, consumers, constants, static shapes."""
 
     def __init__(self, model: onnx.ModelProto) -> None:
+        self.matched: list[str] = []  # what each rewrite matched, for the report
         self.model = model
         self.g = model.graph
         self.inits = {t.name: t for t in self.g.initializer}
@@ -218,6 +219,7 @@ def _se_broadcast(gv: _Graph) -> int:
         )
         gv.nodes.insert(gv.index(node), resize)
         node.input[list(node.input).index(small)] = wide
+        gv.matched.append(f"Mul -> {node.output[0]}")
         count += 1
     return count
 
@@ -262,6 +264,7 @@ def _resize_conv_swap(gv: _Graph) -> int:
         resize.output[0] = final
         r, c = gv.index(resize), gv.index(conv)
         gv.nodes[r], gv.nodes[c] = conv, resize  # the conv now runs first
+        gv.matched.append(f"Resize+Conv -> {resize.output[0]}")
         count += 1
     return count
 
@@ -306,6 +309,7 @@ def _nhwc_input_conv(gv: _Graph) -> int:
         )
         gv.nodes[gv.index(tr)] = reshape
         gv.nodes[gv.index(conv)] = new_conv
+        gv.matched.append(f"Transpose+Conv -> {tr.output[0]}")
         count += 1
     return count
 
@@ -323,6 +327,7 @@ def _transpose_to_reshape(gv: _Graph) -> int:
         target = gv.const(f"{tr.output[0]}_shape", np.array([shape[p] for p in perm], np.int64))
         reshape = helper.make_node("Reshape", [tr.input[0], target], list(tr.output), name=tr.name)
         gv.nodes[gv.index(tr)] = reshape
+        gv.matched.append(f"Transpose -> {tr.output[0]}")
         count += 1
     return count
 
@@ -371,6 +376,7 @@ def rewrite(
     unread = {t.name for t in out.graph.initializer} - _used_names(out.graph)
     applied: dict[str, Any] = {}
     skipped: dict[str, str] = {}
+    matches: dict[str, list[str]] = {}
     steps = [
         ("nhwc_input_conv", _nhwc_input_conv),
         ("se_broadcast", _se_broadcast),
@@ -385,9 +391,11 @@ def rewrite(
             continue
         gv = _Graph(out)  # fresh shapes and consumers for each rewrite
         applied[name] = fn(gv)
+        matches[name] = gv.matched
         gv.commit()
     _drop_orphans(out, unread)
-    return out, {"applied": applied, "skipped": skipped, "normalized": notes}
+    report = {"applied": applied, "skipped": skipped, "normalized": notes, "matches": matches}
+    return out, report
 
 
 def default_opset(model: onnx.ModelProto) -> int:

@@ -227,6 +227,10 @@ def test_mediapipe_selfie_outputs_unchanged(models_dir: Path, tmp_path: Path) ->
         "se_broadcast": 10,
         "resize_conv_swap": 3,
     }
+    # The report lists each match by the tensor it rewrote (nodes may carry no names).
+    matches = result.report["matches"]
+    assert {k: len(v) for k, v in matches.items() if v} == result.report["applied"]
+    assert all(m.startswith("Mul -> ") for m in matches["se_broadcast"])
     feeds = evaluation_feeds(source, count=4)
     reader = zoo.get("mediapipe-selfie").interface.person_probability
     metrics = compare_outputs(run_outputs(source, feeds), run_outputs(result.model, feeds), reader)
