@@ -187,3 +187,16 @@ def test_instability_is_flagged() -> None:
     )
     warnings = instability(comparison)
     assert warnings and all(w.startswith("b:") for w in warnings)
+
+
+def test_bench_table_fits_a_narrow_terminal(
+    conv_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgeopt.cli import _output
+
+    monkeypatch.setattr(_output.console, "width", 80)
+    result = CliRunner().invoke(app, ["bench", str(conv_model), "--runs", "10", "-t", "1"])
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.output.splitlines() if "│" in ln or "┃" in ln]
+    assert lines and max(len(ln) for ln in lines) <= 80
+    assert "speed-up" in result.output and "stdev" not in result.output

@@ -27,7 +27,10 @@ from edgeopt.cli._output import console, print_table
 from edgeopt.errors import ConfigError
 from edgeopt.registry import backend_names
 
-__all__ = ["bench"]
+__all__ = ["NARROW", "bench"]
+
+NARROW = ("variant", "p50 ms", "p99 ms", "speed-up", "peak MB")
+"""The columns shown on a terminal narrower than 120 characters (the JSON keeps them all)."""
 
 
 def bench(
@@ -179,7 +182,13 @@ def _write(
         Console(stderr=True).print(f"{title}: measured {len(result.results)} variant(s)")
         typer.echo(result.to_json())
     else:
-        print_table(f"{title}: latency per inference", COLUMNS, rows(result))
+        table = rows(result)
+        columns: tuple[str, ...] = COLUMNS
+        if console.width < 120:  # a narrow terminal: the columns that matter, numbers whole
+            keep = [COLUMNS.index(c) for c in NARROW]
+            columns = NARROW
+            table = [tuple(r[i] for i in keep) for r in table]
+        print_table(f"{title}: latency per inference", columns, table)
     for warning in instability(result):
         Console(stderr=True).print(
             f"warning: unstable measurement, {warning}: the machine is busy or the run short; "
