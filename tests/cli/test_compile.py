@@ -200,3 +200,21 @@ def test_bench_table_fits_a_narrow_terminal(
     lines = [ln for ln in result.output.splitlines() if "│" in ln or "┃" in ln]
     assert lines and max(len(ln) for ln in lines) <= 80
     assert "speed-up" in result.output and "stdev" not in result.output
+
+
+def test_bench_feeds_real_images_through_the_interface(tmp_path: Path) -> None:
+    import cv2
+
+    from _helpers import IMAGENET_MEAN, IMAGENET_STD, make_red_softmax_nchw
+
+    model = make_red_softmax_nchw(tmp_path / "m.onnx")
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((40, 60, 3), 80 * i, np.uint8))
+    mean, std = ",".join(map(str, IMAGENET_MEAN)), ",".join(map(str, IMAGENET_STD))
+    args = ["bench", str(model), "--runs", "5", "--data", str(folder)]
+    result = CliRunner().invoke(app, [*args, "--input-mean", mean, "--input-std", std])
+    assert result.exit_code == 0, result.output
+    bad = CliRunner().invoke(app, ["bench", str(model), "--data", str(tmp_path / "none")])
+    assert bad.exit_code == 1 and "neither 'builtin', a folder of images, nor a video" in bad.output

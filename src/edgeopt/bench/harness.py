@@ -28,7 +28,9 @@ from edgeopt.backends.base import feeds_for, parse_options
 from edgeopt.backends.saved import is_saved, read_saved
 from edgeopt.bench.environment import environment
 from edgeopt.bench.result import BenchmarkResult, Comparison
+from edgeopt.data import load_images
 from edgeopt.errors import BenchmarkError, ConfigError
+from edgeopt.interface import ModelInterface, infer_interface
 from edgeopt.registry import get_backend
 
 __all__ = ["BenchSettings", "Variant", "compare"]
@@ -47,6 +49,14 @@ class Variant(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict, description="Backend options.")
     shapes: dict[str, list[int]] = Field(
         default_factory=dict, description="Sizes of inputs with dynamic dimensions, by name."
+    )
+    data: str | None = Field(
+        default=None,
+        description="A folder of images or a video: the feed is its first evaluation image "
+        "through the model's interface, instead of random numbers.",
+    )
+    interface: dict[str, Any] | None = Field(
+        default=None, description="Interface fields for ``data`` on top of the graph's."
     )
 
 
@@ -92,7 +102,10 @@ def _worker(conn: Connection, variant: dict[str, Any], warmup: int, seed: int) -
             compiled = backend.compile(artifact, options)
             size = artifact.size_bytes
         compile_s = time.perf_counter() - t0
-        feeds = feeds_for(compiled.inputs, variant["shapes"], seed=seed)
+        if variant["data"]:
+            feeds = _data_feeds(variant, compiled.inputs)
+        else:
+            feeds = feeds_for(compiled.inputs, variant["shapes"], seed=seed)
         for _ in range(warmup):
             compiled.run(feeds)
         conn.send(("ready", compile_s, size, rss0))
@@ -111,6 +124,26 @@ def _worker(conn: Connection, variant: dict[str, Any], warmup: int, seed: int) -
                 return
     except BaseException as e:
         conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
+
+
+def _data_feeds(variant: dict[str, Any], inputs: Sequence[TensorSpec]) -> dict[str, Any]:
+    """One real input: the first evaluation image of ``data`` through the model's interface."""
+    fields = dict(variant["interface"] or {})
+    if is_saved(variant["model"]):
+        iface = ModelInterface.model_validate(
+            {**(read_saved(variant["model"]).get("interface") or {}), **fields}
+        )
+    else:
+        found = infer_interface(load_onnx(variant["model"]), fields)
+        if found is None:
+            raise ConfigError(
+                f"{variant['model']}: --data needs an image input [1,H,W,3] or [1,3,H,W]"
+            )
+        iface = found
+    image = load_images(variant["data"], 1, "evaluation").images[0]
+    if {s.name for s in inputs} != {iface.input_name}:
+        raise ConfigError(f"{variant['model']}: --data feeds one image input, the model has more")
+    return {iface.input_name: iface.preprocess(image, "RGB")}
 
 
 class _Worker:

@@ -22,6 +22,7 @@ from edgeopt._fs import atomic_write_text
 from edgeopt.backends.saved import is_saved, read_saved
 from edgeopt.bench import BenchSettings, Comparison, Variant, compare
 from edgeopt.bench.report import COLUMNS, instability, rows, save_chart
+from edgeopt.cli import _interface
 from edgeopt.cli._options import backend_options
 from edgeopt.cli._output import console, print_table
 from edgeopt.errors import ConfigError
@@ -72,9 +73,17 @@ def bench(
     shape: list[str] = typer.Option(
         [], "--shape", help="Size of an input with dynamic dimensions: NAME=1x3x256x256."
     ),
+    data: str | None = typer.Option(
+        None, "--data", help="Feed a real image (a folder or a video) through the interface."
+    ),
+    card: Path | None = _interface.CARD,
+    input_mean: str | None = _interface.MEAN,
+    input_std: str | None = _interface.STD,
+    input_order: str | None = _interface.ORDER,
 ) -> None:
     """Benchmark models: latency percentiles, throughput, memory and size, side by side."""
     shapes = _shapes(shape)
+    fields = _interface.overrides(card, input_mean, input_std, input_order, None, None)
     paths = [m if is_saved(m) else str(load(m).path) for m in models]  # fail fast, convert
     if len(set(backend)) != len(backend) or len(set(threads)) != len(threads):
         raise ConfigError("repeat --backend and --threads with distinct values only")
@@ -95,7 +104,16 @@ def bench(
         label = Path(model).name if len(models) > 1 else ""
         if is_saved(path):
             saved = read_saved(path)["backend"]
-            variants.append(Variant(name=label or saved, model=path, backend=saved, shapes=shapes))
+            variants.append(
+                Variant(
+                    name=label or saved,
+                    model=path,
+                    backend=saved,
+                    shapes=shapes,
+                    data=data,
+                    interface=fields,
+                )
+            )
             continue
         for b, t in itertools.product(backend, thread_choices):
             options = backend_options(option, b, known) | ({} if t is None else {"threads": t})
@@ -107,6 +125,8 @@ def bench(
                     backend=b,
                     options=options,
                     shapes=shapes,
+                    data=data,
+                    interface=fields,
                 )
             )
     with Progress(
