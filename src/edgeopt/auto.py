@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from edgeopt._api import load
 from edgeopt._fs import atomic_path, atomic_write_text
 from edgeopt.artifact import ModelArtifact
+from edgeopt.backends.openvino import reduced_precisions
 from edgeopt.bench.fidelity import compare_outputs, mask_reader, run_outputs
 from edgeopt.bench.harness import BenchSettings, Variant, compare
 from edgeopt.bench.report import markdown, save_chart
@@ -100,6 +101,11 @@ class AutoSettings(BaseModel):
     evaluation_count: int = Field(default=12, ge=1, description="Held-out images for fidelity.")
     data: str = Field(
         default="auto", description="Calibration/evaluation images: auto, builtin, folder, video."
+    )
+    reduced_precision: bool = Field(
+        default=True,
+        description="Also try OpenVINO at bf16/f16 where the CPU has them (kept only if they "
+        "meet the bound on the evaluation data).",
     )
     interface: dict[str, Any] | None = Field(
         default=None, description="Model interface fields (a model card's), on top of the graph's."
@@ -256,10 +262,10 @@ def search(
     tried: list[Tried] = []
     for cand in settings.candidates:
         path, status = _optimized(source, cand, data, cache, note, settings.interface)
-        for backend in backends:
+        for backend, extra, tag in _backend_variants(backends, settings):
             for threads in settings.threads:
-                opts = {**settings.backend_options.get(backend, {}), "threads": threads}
-                name = f"{cand}@{backend}-{threads}t"
+                opts = {**settings.backend_options.get(backend, {}), **extra, "threads": threads}
+                name = f"{cand}@{backend}{tag}-{threads}t"
                 if time.monotonic() - started > settings.budget_s:
                     tried.append(Tried(name, cand, backend, opts, str(path), None, "over budget"))
                     continue
@@ -323,6 +329,20 @@ def search(
     else:
         note("no significant win: no variant's p10 speed-up is above 1.0; wrote the baseline")
     return AutoResult(winner=winner, tried=tuple(tried), comparison=result, output=out)
+
+
+def _backend_variants(
+    backends: Sequence[str], settings: AutoSettings
+) -> list[tuple[str, dict[str, Any], str]]:
+    """(backend, extra options, name tag) to try: each backend as given, plus OpenVINO at each
+    reduced precision this CPU has (admitted only under the fidelity bound, like any variant)."""
+    out: list[tuple[str, dict[str, Any], str]] = []
+    for backend in backends:
+        out.append((backend, {}, ""))
+        given = settings.backend_options.get(backend, {})
+        if backend == "openvino" and settings.reduced_precision and "precision" not in given:
+            out += [(backend, {"precision": p}, f"-{p}") for p in reduced_precisions()]
+    return out
 
 
 def pick_winner(tried: Sequence[Tried], comparison: Comparison) -> Tried | None:

@@ -111,3 +111,22 @@ def test_a_win_counts_only_when_its_p10_is_above_one() -> None:
     ]
     assert pick_winner(tried, comparison) == tried[1]  # slower median, but a real win
     assert pick_winner(tried[:1], comparison) is None  # "no significant win"
+
+
+def test_reduced_precision_is_a_candidate_where_the_cpu_has_it(
+    conv_model: Path, tmp_path: Path
+) -> None:
+    from edgeopt.backends.openvino import reduced_precisions
+    from edgeopt.registry import get_backend
+
+    if not get_backend("openvino").is_available() or not reduced_precisions():
+        pytest.skip("OpenVINO with bf16/f16 on this CPU is needed")
+    settings = SETTINGS.model_copy(
+        update={"candidates": ("fp32",), "backends": ("openvino",), "bound": "cosine>=0.9"}
+    )
+    result = search(conv_model, tmp_path / "out", settings)
+    names = {t.name for t in result.tried}
+    for precision in reduced_precisions():
+        assert f"fp32@openvino-{precision}-1t" in names
+    tried = {t.name: t for t in result.tried}
+    assert all(t.fidelity is not None for n, t in tried.items() if "openvino" in n)

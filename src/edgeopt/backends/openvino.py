@@ -253,3 +253,14 @@ class OpenVinoBackend:
         return OpenVinoCompiledModel(
             compiled, options, inputs, outputs, source=str(meta.get("source", directory))
         )
+
+
+def reduced_precisions() -> list[str]:
+    """The reduced precisions OpenVINO's CPU plugin offers on this machine: ``bf16`` (AVX512-BF16
+    or AMX) and ``f16`` (AVX512-FP16), as OpenVINO itself reports them; none without OpenVINO."""
+    try:
+        caps = _ov().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # OpenVINO missing, or no CPU plugin
+        return []
+    names = {str(c).upper() for c in caps}
+    return [p for p, cap in (("bf16", "BF16"), ("f16", "FP16")) if cap in names]
