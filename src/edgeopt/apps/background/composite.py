@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 _BLOCK = np.ones((3, 3), np.uint8)
+_REACH = np.ones((9, 9), np.uint8)
 _VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v"}
 _COLORS = {
     "green": (0, 255, 0),
@@ -239,33 +240,37 @@ class Compositor:
         convolution): each output pixel averages the *background* pixels near it, so the
         person's colours never bleed into the background around the outline, as they do when
         the whole frame is blurred and then blended. Everything runs at 1/f of the resolution
-        (f from the sigma): a downscaled pixel counts as background only when it and its eight
-        neighbours sample background, so no person colour enters through blocks on the
-        outline; the result is upscaled once. Where no background pixel is near (deep
-        inside the person, hidden by the blend) the ratio is left as it falls.
+        (halvings by ``pyrDown`` while the blur left stays above a pixel): a downscaled pixel counts
+        as background only when every small pixel within pyrDown's reach samples background, so
+        no person colour enters through pixels on the outline; the result is upscaled once. Where no
+        background pixel is near (deep inside the person, hidden by the blend) the ratio is left
+        as it falls.
         """
         h, w = frame.shape[:2]
         sigma = self.options.blur
-        # A factor dividing both sides keeps INTER_AREA on its integer fast path (3x faster).
-        factor = next(
-            f for f in range(int(max(1, min(sigma / 2.0, 16))), 0, -1) if h % f == 0 == w % f
-        )
-        size = (w // factor, h // factor)
-        if factor > 1:
-            small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-            # Sampling the mask (not averaging it: 10x cheaper) and then eroding the background
-            # by one block keeps every block that touches the person out of the average.
-            person = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
-        else:
-            small, person = frame, mask
-        background = cv2.erode((person <= 5).view(np.uint8), _BLOCK) if factor > 1 else None
-        b = (background if background is not None else (person <= 5)).astype(np.float32)
-        s = sigma / factor
+        # Halve with cv2.pyrDown (a 5x5 Gaussian and a decimation in one SIMD pass: 3x cheaper
+        # than INTER_AREA at 1/6) while the blur left to do stays above one small pixel.
+        small, levels = frame, 0
+        while sigma / 2 ** (levels + 1) >= 1.5 and min(small.shape[:2]) >= 32:
+            small = cv2.pyrDown(small)
+            levels += 1
+        factor = 2**levels
+        # The mask is sampled (a strided view, free), and the background eroded by one small
+        # pixel, so every small pixel that touches the person stays out of the average.
+        person = mask[factor // 2 :: factor, factor // 2 :: factor][
+            : small.shape[0], : small.shape[1]
+        ]
+        if person.shape != small.shape[:2]:
+            person = cv2.resize(mask, small.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+        reach = _BLOCK if levels == 0 else _REACH
+        b = cv2.erode((person <= 5).view(np.uint8), reach).astype(np.float32)
+        # pyrDown already blurred by sigma ~1 per level, in its own pixels: take that off.
+        s = max(0.5, float(np.sqrt(max(sigma**2 - (4**levels - 1) / 3 * 1.0, 0.25))) / factor)
         den = cv2.GaussianBlur(b, (0, 0), s)
         num = cv2.GaussianBlur(small.astype(np.float32) * b[..., None], (0, 0), s)
         ratio = np.divide(num, np.maximum(den, 1e-4)[..., None])
         bg_small = np.clip(ratio, 0, 255).astype(np.uint8)
-        if factor == 1:
+        if levels == 0:
             return bg_small
         return cv2.resize(
             bg_small, (w, h), self._scratch("blur", frame.shape), interpolation=cv2.INTER_LINEAR
