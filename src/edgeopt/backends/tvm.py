@@ -30,13 +30,14 @@ TVM is imported only when a model is compiled or loaded, never to list backends.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
 import os
 import platform
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -50,6 +51,7 @@ from edgeopt.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigError,
+    EdgeoptError,
     UnsupportedOpError,
 )
 
@@ -99,6 +101,26 @@ class TvmOptions(BackendOptions):
         default=None,
         description="Root of the tuning databases; None: $EDGEOPT_CACHE_DIR/tvm or the user cache.",
     )
+
+
+def map_tvm_error(
+    error: BaseException, what: str, kind: type[EdgeoptError] = BackendError
+) -> EdgeoptError:
+    """The one place TVM's errors (raised through its FFI as TVMError, ValueError, ...) become
+    ours, as httpx maps its transport errors: ours pass through, the rest become ``kind``."""
+    if isinstance(error, EdgeoptError):
+        return error
+    first = str(error).strip().splitlines()
+    return kind(f"{what}: {first[-1] if first else type(error).__name__}")
+
+
+@contextlib.contextmanager
+def tvm_errors(what: str, kind: type[EdgeoptError] = BackendError) -> Iterator[None]:
+    """Run a block of TVM calls; any error but ours leaves as one `map_tvm_error`."""
+    try:
+        yield
+    except Exception as e:
+        raise map_tvm_error(e, what, kind) from e
 
 
 def _tvm() -> Any:
@@ -198,10 +220,8 @@ class TvmCompiledModel:
             )
         tvm = _tvm()
         args = [tvm.runtime.tensor(np.ascontiguousarray(feeds[s.name])) for s in self.inputs]
-        try:
+        with tvm_errors(f"tvm failed running {self._source}"):
             out = self._main(*args)
-        except Exception as e:  # TVM raises its own error classes through the FFI
-            raise BackendError(f"tvm failed running {self._source}: {e}") from e
         values = [out] if hasattr(out, "numpy") else list(out)
         return {o.name: v.numpy() for o, v in zip(self.outputs, values, strict=True)}
 
@@ -209,11 +229,9 @@ class TvmCompiledModel:
         """Write the library (``model.so``, or ``model.tar`` for a cross target) and metadata."""
         directory = Path(directory)
         name = "model.so" if _arch_of(self.target) == _host_arch() else "model.tar"
-        try:
-            with atomic_path(directory / name) as tmp:
-                self._executable.export_library(str(tmp))
-        except Exception as e:
-            raise BackendError(f"tvm could not export the library of {self._source}: {e}") from e
+        what = f"tvm could not export the library of {self._source}"
+        with tvm_errors(what), atomic_path(directory / name) as tmp:
+            self._executable.export_library(str(tmp))
         meta = {
             "backend": "tvm",
             "tvm": str(_tvm().__version__),
@@ -357,7 +375,7 @@ class TvmBackend:
                 # them in a blocked layout; compile folds the rewrite into the constants.
                 mod = relax.transform.AttachAttrLayoutFreeBuffers()(mod)
         except Exception as e:  # TVMError and friends, raised through the FFI
-            raise BackendError(f"tvm could not lower {model.path}: {e}") from e
+            raise map_tvm_error(e, f"tvm could not lower {model.path}") from e
         return mod
 
     def compile(
@@ -375,10 +393,8 @@ class TvmBackend:
         from tvm import relax
 
         target_dict = self.resolve_target(opts)
-        try:
+        with tvm_errors(f"bad options for backend 'tvm': target {target_dict!r}", ConfigError):
             target = tvm.target.Target(target_dict)
-        except Exception as e:
-            raise ConfigError(f"bad options for backend 'tvm': target {target_dict!r}: {e}") from e
         mod = self.lower(model, opts, target)
         tuning = None
         try:
@@ -412,10 +428,8 @@ class TvmBackend:
                             ]
                         )(mod)
             executable = tvm.compile(mod, target=target)
-        except (BackendError, ConfigError):
-            raise
         except Exception as e:  # TVMError and friends, raised through the FFI
-            raise BackendError(f"tvm could not compile {model.path} for {target_dict}: {e}") from e
+            raise map_tvm_error(e, f"tvm could not compile {model.path} for {target_dict}") from e
         return TvmCompiledModel(
             executable, target_dict, opts, model.inputs, model.outputs, str(model.path), tuning
         )
@@ -458,10 +472,6 @@ class TvmBackend:
                 f"not on this {_host_arch()} machine"
             )
         tvm = _tvm()
-        try:
+        with tvm_errors(f"{library}: tvm cannot load this library (compile again)"):
             lib = tvm.runtime.load_module(str(library))
-        except Exception as e:
-            raise BackendError(
-                f"{library}: tvm cannot load this library ({e}); compile again"
-            ) from e
         return TvmCompiledModel(lib, target, options, inputs, outputs, str(meta.get("source")))
