@@ -244,3 +244,21 @@ def test_resize_with_empty_scales_and_sizes_imports(make_model) -> None:  # type
     want = edgeopt.compile(path).run({"x": X})["y"]
     got = edgeopt.compile(path, "tvm").run({"x": X})["y"]
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_thread_pool_defaults_to_the_usable_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TVM sized its pool from a guess of physical cores: one thread on a 2-vCPU VM."""
+    import os
+
+    import tvm  # type: ignore[import-untyped]
+
+    from edgeopt.backends.tvm import _set_threads
+
+    monkeypatch.delenv("TVM_NUM_THREADS", raising=False)
+    _set_threads(tvm, None)
+    assert os.environ["TVM_NUM_THREADS"] == str(len(os.sched_getaffinity(0)))
+    monkeypatch.setenv("TVM_NUM_THREADS", "1")  # the user's choice wins
+    _set_threads(tvm, None)
+    assert os.environ["TVM_NUM_THREADS"] == "1"
+    _set_threads(tvm, 3)  # an explicit option wins over both
+    assert os.environ["TVM_NUM_THREADS"] == "3"
