@@ -94,12 +94,12 @@ def test_masks_on_the_sample_clip_match_the_fp32_reference(selfie_model: Path) -
 
 def test_optimized_segmenter_is_cached_and_gives_the_same_masks(selfie_model: Path) -> None:
     """``optimize=True`` runs the exact ort_layout rewrite once, cached beside the zoo model."""
-    from edgeopt.apps.background.segmenter import ort_optimized
+    from edgeopt.apps.background.segmenter import ort_layout_file
 
-    fast_path = ort_optimized(selfie_model)
+    fast_path = ort_layout_file(selfie_model)
     assert fast_path != selfie_model and fast_path.parent == selfie_model.parent
     mtime = fast_path.stat().st_mtime_ns
-    assert ort_optimized(selfie_model) == fast_path and fast_path.stat().st_mtime_ns == mtime
+    assert ort_layout_file(selfie_model) == fast_path and fast_path.stat().st_mtime_ns == mtime
     ops = [n.op_type for n in edgeopt.load(fast_path).proto().graph.node]
     plain_ops = [n.op_type for n in edgeopt.load(selfie_model).proto().graph.node]
     assert ops.count("Transpose") < plain_ops.count("Transpose")  # the NHWC stem is folded

@@ -130,3 +130,26 @@ def test_reduced_precision_is_a_candidate_where_the_cpu_has_it(
         assert f"fp32@openvino-{precision}-1t" in names
     tried = {t.name: t for t in result.tried}
     assert all(t.fidelity is not None for n, t in tried.items() if "openvino" in n)
+
+
+def test_tuned_tvm_is_a_candidate_with_its_share_of_the_budget(
+    conv_model: Path, tmp_path: Path
+) -> None:
+    from edgeopt.registry import get_backend
+
+    if not get_backend("tvm").is_available():
+        pytest.skip("TVM is not installed")
+    settings = SETTINGS.model_copy(
+        update={
+            "candidates": ("fp32",),
+            "backends": ("tvm",),
+            "budget_s": 40.0,
+            "tvm_tune_share": 0.1,  # 4 s of MetaSchedule
+            "backend_options": {"tvm": {"cache_dir": str(tmp_path / "tvm")}},
+        }
+    )
+    result = search(conv_model, tmp_path / "out", settings)
+    tuned = next(t for t in result.tried if "-tuned4s-" in t.name)
+    assert tuned.status == "measured", tuned.status
+    assert tuned.options.get("use_database") is True and "tune_seconds" not in tuned.options
+    assert any((tmp_path / "tvm").rglob("*.json"))  # the tuning database was written

@@ -289,13 +289,13 @@ def test_damaged_cache_entry_is_refused_and_removed(tmp_path: Path, damage: str)
 
 
 def test_ort_layout_cache_is_verified_and_rebuilt(selfie_model: Path) -> None:
-    from edgeopt.apps.background.segmenter import ort_optimized
+    from edgeopt.apps.background.segmenter import ort_layout_file
 
-    first = ort_optimized(selfie_model)
+    first = ort_layout_file(selfie_model)
     good = first.read_bytes()
     for bad in (b"", good[:100]):
         first.write_bytes(bad)
-        assert ort_optimized(selfie_model).read_bytes() == good
+        assert ort_layout_file(selfie_model).read_bytes() == good
 
 
 def test_converted_tflite_cache_is_verified_and_rebuilt(zoo_cache: Path, models_dir: Path) -> None:

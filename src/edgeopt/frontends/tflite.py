@@ -54,7 +54,7 @@ from edgeopt.frontends._tflite_sparse import densify
 
 __all__ = ["convert_tflite"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 OPSET: Final = 17
 _IDENTIFIER: Final = b"TFL3"
@@ -145,7 +145,7 @@ def convert_tflite(
             "edgeopt.source_sha256": hashlib.sha256(data).hexdigest(),
         },
     )
-    logger.debug("converted %s: %d ONNX nodes", name, len(model.graph.node))
+    log.debug("converted %s: %d ONNX nodes", name, len(model.graph.node))
     return model
 
 

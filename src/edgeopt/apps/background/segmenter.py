@@ -47,7 +47,7 @@ __all__ = [
     "SegmenterOptions",
     "StageTimes",
     "load_segmenter",
-    "ort_optimized",
+    "ort_layout_file",
     "resolve_model",
 ]
 
@@ -351,7 +351,7 @@ def resolve_model(
     return path, None
 
 
-def ort_optimized(path: Path) -> Path:
+def ort_layout_file(path: Path) -> Path:
     """The ``ort_layout`` rewrite of a pulled zoo model, made once and cached beside it.
 
     The rewrites are exact (outputs within 1e-4 of the original, same masks) and make ONNX
@@ -410,7 +410,7 @@ def load_segmenter(
         options: Mask post-processing and frame skipping.
         models_dir: Offline folder of verified model copies.
         optimize: On ONNX Runtime, run a zoo model through the exact ``ort_layout`` rewrites
-            (see `ort_optimized`); ignored for other backends, ``.onnx`` paths and variants.
+            (see `ort_layout_file`); ignored for other backends, ``.onnx`` paths and variants.
         interface: Interface fields (flags or a model card: mean, std, channel_order,
             activation, person_channel, ...) on top of the zoo entry's or the graph's.
 
@@ -435,7 +435,7 @@ def load_segmenter(
                 "segmentation model edgeopt can feed frames to"
             )
     if optimize and backend in ("onnxruntime", "ort") and variant is None and is_zoo:
-        path = ort_optimized(path)
+        path = ort_layout_file(path)
     if backend in ("onnxruntime", "ort") and not isinstance(backend_options, BackendOptions):
         # Between two inferences this pipeline does its own CPU work (resize, blend, encode);
         # ORT's idle threads spinning for the next run steal those cores: on 2 cores the
