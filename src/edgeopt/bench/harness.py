@@ -126,6 +126,40 @@ def _worker(conn: Connection, variant: dict[str, Any], warmup: int, seed: int) -
         conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
 
 
+def _cpu_ns(pid: int) -> int | None:
+    """CPU time of every thread of ``pid`` in ns (Linux ``schedstat``: ns resolution, where
+    ``cpu_times`` ticks in 10 ms steps); None where it cannot be read."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+def _wait_idle(pid: int | None, limit_s: float = 0.06) -> None:
+    """Wait until a worker stops using CPU, at most ``limit_s``.
+
+    ONNX Runtime's threads spin for about 20-25 ms after a run (measured with ``schedstat`` on
+    this session's 2-core Xeon): with the fixed 2 ms pause used before, they kept both cores
+    busy while the next worker's block started.
+    """
+    if pid is None:
+        return
+    last = _cpu_ns(pid)
+    if last is None:
+        time.sleep(0.002)
+        return
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        time.sleep(0.001)
+        now = _cpu_ns(pid)
+        if now is None or now - last < 200_000:  # under 0.2 ms of CPU in 1 ms: idle
+            return
+        last = now
+
+
 def _data_feeds(variant: dict[str, Any], inputs: Sequence[TensorSpec]) -> dict[str, Any]:
     """One real input: the first evaluation image of ``data`` through the model's interface."""
     fields = dict(variant["interface"] or {})
@@ -261,7 +295,7 @@ def compare(
                     continue
                 samples[w.variant.name].extend(got)
                 medians[w.variant.name] = float(sorted(got)[len(got) // 2])
-                time.sleep(0.002)  # let spinning runtime threads of this worker go idle
+                _wait_idle(w.proc.pid)  # its spinning runtime threads must not slow the next
             base = medians[variants[0].name]
             for name, med in medians.items():
                 speedups[name].append(base / med if med > 0 else float("inf"))
