@@ -213,7 +213,7 @@ def _wait_for(predicate: object, timeout: float = 60.0) -> None:
 def test_signal_keeps_a_playable_output_of_the_frames_done(
     tmp_path: Path, red_model: Path, sig: int, code: int
 ) -> None:
-    long = write_sample(tmp_path / "long.mp4", (240, 320), 40.0)  # 1200 frames
+    long = write_sample(tmp_path / "long.mp4", (240, 320), 80.0)  # 2400 frames: seconds of work
     out = tmp_path / "out.mp4"
     proc = subprocess.Popen(
         [*EDGEOPT, "bgremove", str(long), "-o", str(out), "--model", str(red_model)],
@@ -222,12 +222,12 @@ def test_signal_keeps_a_playable_output_of_the_frames_done(
         text=True,
     )
     _wait_for(lambda: any(p.name.startswith(".out.mp4.") for p in tmp_path.iterdir()))
-    time.sleep(0.5)
+    time.sleep(0.2)
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == code, stdout + stderr
     done = _frames(out)
-    assert 0 < done < 1200
+    assert 0 < done < 2400
     assert f"{done} frames in, {done} out" in stdout, stdout
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
