@@ -39,6 +39,7 @@ import tflite
 from onnx import TensorProto, helper
 
 from edgeopt.errors import ConfigError, EdgeoptError, ModelLoadError, UnsupportedOpError
+from edgeopt.frontends import _tflite_nn, _tflite_tensors  # noqa: F401  (they register converters)
 from edgeopt.frontends._tflite_ops import (
     ARITY,
     CF,
