@@ -267,13 +267,22 @@ def search(
     fid_path = cache / "fidelity.json"
     fid_cache: dict[str, Any] = json.loads(fid_path.read_text()) if fid_path.is_file() else {}
     tried: list[Tried] = []
+    # The budget is a hard cap: the search stops early enough for the final measurement (and
+    # its workers' start-up) to fit in it too.
+    deadline = started + settings.budget_s - settings.measure_s * 1.5 - 10.0
     for cand in settings.candidates:
-        path, status = _optimized(source, cand, data, cache, note, settings.interface)
+        over = time.monotonic() > deadline
+        path, status = (
+            (source.path, "over budget")
+            if over
+            else _optimized(source, cand, data, cache, note, settings.interface)
+        )
         for backend, extra, tag in _backend_variants(backends, settings):
             for threads in settings.threads:
                 opts = {**settings.backend_options.get(backend, {}), **extra, "threads": threads}
                 name = f"{cand}@{backend}{tag}-{threads}t"
-                if time.monotonic() - started > settings.budget_s:
+                left = deadline - time.monotonic()
+                if left <= 0 or ("tune_seconds" in opts and opts["tune_seconds"] > left):
                     tried.append(Tried(name, cand, backend, opts, str(path), None, "over budget"))
                     continue
                 if status != "ok":

@@ -153,3 +153,19 @@ def test_tuned_tvm_is_a_candidate_with_its_share_of_the_budget(
     assert tuned.status == "measured", tuned.status
     assert tuned.options.get("use_database") is True and "tune_seconds" not in tuned.options
     assert any((tmp_path / "tvm").rglob("*.json"))  # the tuning database was written
+
+
+def test_the_budget_is_a_hard_cap(conv_model: Path, tmp_path: Path) -> None:
+    import time
+
+    settings = SETTINGS.model_copy(
+        update={
+            "candidates": ("fp32", "fp16-weights", "int8-static", "simplified", "ort-layout"),
+            "budget_s": 12.0,
+            "measure_s": 1.0,
+        }
+    )
+    start = time.monotonic()
+    result = search(conv_model, tmp_path / "out", settings)
+    assert time.monotonic() - start < settings.budget_s + 5  # worker start-up is the slack
+    assert any(t.status == "over budget" for t in result.tried)
