@@ -149,13 +149,15 @@ class ModelInterface(BaseModel):
         shape = (1, h, w, 3) if self.layout == "nhwc" else (1, 3, h, w)
         if out is None or out.shape != shape or out.dtype != np.float32:
             out = np.empty(shape, np.float32)
-        hwc = out[0] if self.layout == "nhwc" else np.empty((h, w, 3), np.float32)
         scale, shift = _affine(self.mean, self.std)  # (x - mean) / std = x * scale + shift
-        np.multiply(small, scale, out=hwc)
+        # Written straight into the input buffer; channels-first reads the frame through a
+        # transposed view (per-channel constants then broadcast as [3, 1, 1]).
+        src = small if self.layout == "nhwc" else small.transpose(2, 0, 1)
+        if self.layout == "nchw" and np.ndim(scale):
+            scale, shift = scale.reshape(3, 1, 1), shift.reshape(3, 1, 1)
+        np.multiply(src, scale, out=out[0])
         if np.any(shift):
-            np.add(hwc, shift, out=hwc)
-        if self.layout == "nchw":
-            np.copyto(out[0], hwc.transpose(2, 0, 1))
+            np.add(out[0], shift, out=out[0])
         return out
 
     def person_probability(self, output: np.ndarray) -> np.ndarray:

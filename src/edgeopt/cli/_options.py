@@ -15,7 +15,7 @@ from typing import Any
 
 from edgeopt.errors import ConfigError
 
-__all__ = ["TARGETS", "backend_options", "parse_target"]
+__all__ = ["TARGETS", "backend_options", "parse_shapes", "parse_target"]
 
 TARGETS: dict[str, dict[str, Any]] = {
     "aarch64": {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "num-cores": 4},
@@ -98,3 +98,22 @@ def parse_target(text: str | None) -> dict[str, Any] | None:
             raise ConfigError(f"--target {text!r}: {part!r} is not -key=value")
         target[key] = value.split(",") if key == "mattr" else _value(value)
     return target
+
+
+def parse_shapes(items: Sequence[str]) -> dict[str, list[int]]:
+    """``--shape NAME=1x3x256x256`` values by input name.
+
+    Raises:
+        ConfigError: Not NAME=positive sizes joined by x.
+    """
+    out = {}
+    for item in items:
+        name, sep, dims = item.partition("=")
+        try:
+            values = [int(d) for d in dims.lower().split("x")]
+        except ValueError:
+            values = []
+        if not sep or not name or not values or min(values) < 1:
+            raise ConfigError(f"--shape {item!r}: write NAME=1x3x256x256 (positive sizes)")
+        out[name] = values
+    return out

@@ -23,7 +23,7 @@ from edgeopt.backends.saved import is_saved, read_saved
 from edgeopt.bench import BenchSettings, Comparison, Variant, compare
 from edgeopt.bench.report import COLUMNS, instability, rows, save_chart
 from edgeopt.cli import _interface
-from edgeopt.cli._options import backend_options
+from edgeopt.cli._options import backend_options, parse_shapes
 from edgeopt.cli._output import console, print_table
 from edgeopt.errors import ConfigError
 from edgeopt.registry import backend_names
@@ -82,7 +82,7 @@ def bench(
     input_order: str | None = _interface.ORDER,
 ) -> None:
     """Benchmark models: latency percentiles, throughput, memory and size, side by side."""
-    shapes = _shapes(shape)
+    shapes = parse_shapes(shape)
     fields = _interface.overrides(card, input_mean, input_std, input_order, None, None)
     paths = [m if is_saved(m) else str(load(m).path) for m in models]  # fail fast, convert
     if len(set(backend)) != len(backend) or len(set(threads)) != len(threads):
@@ -144,21 +144,6 @@ def bench(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     _write(title, result, json_out, markdown_out, chart)
-
-
-def _shapes(items: list[str]) -> dict[str, list[int]]:
-    """``--shape NAME=1x3x256x256`` values by input name."""
-    out = {}
-    for item in items:
-        name, sep, dims = item.partition("=")
-        try:
-            values = [int(d) for d in dims.lower().split("x")]
-        except ValueError:
-            values = []
-        if not sep or not name or not values or min(values) < 1:
-            raise ConfigError(f"--shape {item!r}: write NAME=1x3x256x256 (positive sizes)")
-        out[name] = values
-    return out
 
 
 def _remote(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from edgeopt._api import load
 from edgeopt.artifact import model_summary
 from edgeopt.backends.saved import is_saved, read_saved
+from edgeopt.cli._options import parse_shapes
 from edgeopt.cli._output import console, print_table
 
 __all__ = ["LEVERS", "info"]
@@ -27,6 +29,19 @@ LEVERS = {
     "Gemm": "quantize (dynamic int8)",
 }
 """Which pass or backend addresses an ORT kernel op, for ``info --profile``."""
+
+
+def _io_table(described: dict[str, Any]) -> None:
+    """The inputs and outputs of a model summary or an artifact's description."""
+    print_table(
+        "inputs / outputs",
+        ("kind", "name", "dtype", "shape"),
+        [
+            (kind, t["name"], t["dtype"], str(tuple(t["shape"])))
+            for kind in ("input", "output")
+            for t in described[f"{kind}s"]
+        ],
+    )
 
 
 def info(
@@ -52,24 +67,15 @@ def info(
             f"from {meta['source']['path']} (sha256 {meta['source']['sha256'][:16]})"
         )
         console.print(f"options {meta['options']}; versions {meta['versions']}")
-        print_table(
-            "inputs / outputs",
-            ("kind", "name", "dtype", "shape"),
-            [
-                (kind, t["name"], t["dtype"], str(tuple(t["shape"])))
-                for kind in ("input", "output")
-                for t in meta[f"{kind}s"]
-            ],
-        )
+        _io_table(meta)
         return
     artifact = load(model)
     summary = model_summary(artifact)
     if profile:
         from edgeopt.backends.base import feeds_for
         from edgeopt.backends.onnxruntime import profile_ops
-        from edgeopt.cli.bench import _shapes
 
-        ops = profile_ops(artifact, feeds_for(artifact.inputs, _shapes(shape)))
+        ops = profile_ops(artifact, feeds_for(artifact.inputs, parse_shapes(shape)))
         summary["profile_ms"] = {op: ms for op, (_, ms) in ops.items()}
     if as_json:
         console.print_json(json.dumps(summary))
@@ -81,15 +87,7 @@ def info(
         f"size {summary['size_bytes'] / 1024:.1f} KB, {summary['parameters']:,} parameters, "
         f"{summary['nodes']} nodes, sha256 {summary['sha256'][:16]}"
     )
-    print_table(
-        "inputs / outputs",
-        ("kind", "name", "dtype", "shape"),
-        [
-            (kind, t["name"], t["dtype"], str(tuple(t["shape"])))
-            for kind in ("input", "output")
-            for t in summary[f"{kind}s"]
-        ],
-    )
+    _io_table(summary)
     print_table("operators", ("op", "count"), [(k, str(v)) for k, v in summary["ops"].items()])
     if profile:
         total = sum(ms for _, ms in ops.values()) or 1.0

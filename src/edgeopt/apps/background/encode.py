@@ -22,7 +22,7 @@ import numpy as np
 from edgeopt._fs import commit, temporary_path
 from edgeopt.apps.background.errors import VideoError
 
-__all__ = ["CODECS", "AvFileSink", "video_frame_count"]
+__all__ = ["CODECS", "AvFileSink", "publish", "video_frame_count"]
 
 _HINT = (
     "; free some disk space or write elsewhere if the disk is full; the previous file, if any, "
@@ -57,6 +57,27 @@ def video_frame_count(path: str | os.PathLike[str]) -> int | None:
             return sum(1 for p in container.demux(stream) if p.size) or None
     except Exception:  # PyAV missing, or a file FFmpeg cannot parse: no count then
         return None
+
+
+def publish(tmp: Path, target: Path, frames: int, readable: int) -> None:
+    """Rename a finished video onto ``target`` if every frame written can be read back.
+
+    Raises:
+        VideoError: Fewer frames readable than written (a full disk, an I/O error): the
+            temporary is removed and ``target`` keeps its previous content.
+    """
+    if readable < frames:
+        tmp.unlink(missing_ok=True)
+        free = shutil.disk_usage(target.parent).free // (1 << 20)
+        raise VideoError(
+            f"{target}: writing the video failed ({readable} of {frames} frames "
+            f"readable; {free} MB free there): free some disk space or write elsewhere; "
+            "the previous file, if any, was kept"
+        )
+    try:
+        commit(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class AvFileSink:
@@ -172,19 +193,7 @@ class AvFileSink:
         if not self.frames:
             self._tmp.unlink(missing_ok=True)
             return
-        written = video_frame_count(self._tmp) or 0
-        if written < self.frames:
-            self._tmp.unlink(missing_ok=True)
-            free = shutil.disk_usage(self.path.parent).free // (1 << 20)
-            raise VideoError(
-                f"{self.path}: writing the video failed ({written} of {self.frames} frames "
-                f"readable; {free} MB free there): free some disk space or write elsewhere; "
-                "the previous file, if any, was kept"
-            )
-        try:
-            commit(self._tmp, self.path)
-        finally:
-            self._tmp.unlink(missing_ok=True)
+        publish(self._tmp, self.path, self.frames, video_frame_count(self._tmp) or 0)
 
     def discard(self) -> None:
         """Drop the output (used when nothing useful was written)."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import threading
 import time
@@ -29,7 +28,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from edgeopt._fs import commit, temporary_path
+from edgeopt._fs import temporary_path
+from edgeopt.apps.background.encode import publish, video_frame_count
 from edgeopt.apps.background.errors import CameraError, TruncatedVideoError, VideoError
 from edgeopt.apps.background.remover import BackgroundRemover
 from edgeopt.apps.background.segmenter import StageTimes
@@ -133,8 +133,6 @@ def open_file(path: str | os.PathLike[str]) -> CaptureSource:
     source = CaptureSource(cap, str(p), is_camera=False)
     # OpenCV counts duration x rate: an audio track longer than the video would read as a
     # truncated video. The video stream's own count, where the container has one, is right.
-    from edgeopt.apps.background.encode import video_frame_count
-
     own = video_frame_count(p)
     if own is not None:
         source.expected_frames = own
@@ -243,19 +241,7 @@ class FileSink:
         if not self.frames:
             self._tmp.unlink(missing_ok=True)
             return
-        written = _frames_in(self._tmp, self.frames)
-        if written < self.frames:
-            self._tmp.unlink(missing_ok=True)
-            free = shutil.disk_usage(self.path.parent).free // (1 << 20)
-            raise VideoError(
-                f"{self.path}: writing the video failed ({written} of {self.frames} frames "
-                f"readable; {free} MB free there): free some disk space or write elsewhere; "
-                "the previous file, if any, was kept"
-            )
-        try:
-            commit(self._tmp, self.path)
-        finally:
-            self._tmp.unlink(missing_ok=True)
+        publish(self._tmp, self.path, self.frames, _frames_in(self._tmp, self.frames))
 
     def discard(self) -> None:
         """Drop the output (used when nothing useful was written)."""
