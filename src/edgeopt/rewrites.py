@@ -38,31 +38,37 @@ Measured on MediaPipe selfie (general) with ORT 1.32, 1 thread, AVX-512, interle
 optimization levels differ from each other by 1e-4 to 4e-4 on the same images).
 
 Rewrites measured and dropped because they did not pay on ORT 1.32 / AVX-512 (see
-``benchmarks/ort_layout.py`` and the issue notes): the SE broadcast through Expand (not a
+``benchmarks/layout_rewrites.py``): the SE broadcast through Expand (not a
 blocked op, 0.96x), ConvTranspose(stride = kernel) as Conv1x1 + DepthToSpace (0.95x) or as
 per-row convs + Concat (0.90x) or as Conv1x1 + channels-last Transpose (0.89x), splitting
 ``GlobalAveragePool(Add(a, b))`` (no change), and bilinear 2x as nearest 2x + depthwise
 [1,2,1]/4 (15% faster in isolation but wrong on the border rows without a mask that costs more).
 
-The pass is written on the ONNX protobuf with ``onnx.shape_inference`` for static shapes; no
-maintained graph-rewriting library carries ORT-layout-specific rules like these.
+Each rewrite is an onnxscript rewriter rule, as onnxscript's own fusions are written: a
+``pattern()`` of ops, a ``check()`` that says why a match does not apply (the reasons are counted
+in the report under ``declined``, so a user sees why *their* model was not rewritten) and a
+``rewrite()``. Matching is by graph structure and static shapes (``onnx.shape_inference``), never
+by node or tensor names, so it works on any exporter's graph, named or not.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections import Counter
+from typing import Any, ClassVar
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper, shape_inference
+import onnx_ir as ir
+from onnx import shape_inference
+from onnxscript.rewriter import MatchResult, RewriteRule, RewriteRuleClassBase, RewriteRuleSet
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.errors import ConfigError
 
 __all__ = ["OrtLayoutOptions", "default_opset", "rewrite", "upgrade_opset"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _MIN_OPSET = 13  # Resize with an empty ``roi`` input
 
@@ -94,261 +100,310 @@ class OrtLayoutOptions(BaseModel):
     )
 
 
-class _Graph:
-    """Name-level view of a graph: producers, consumers, constants, static shapes."""
-
-    def __init__(self, model: onnx.ModelProto) -> None:
-        self.matched: list[str] = []  # what each rewrite matched, for the report
-        self.model = model
-        self.g = model.graph
-        self.inits = {t.name: t for t in self.g.initializer}
-        self.outputs = {o.name for o in self.g.output}
-        self.shapes: dict[str, list[int]] = {}
-        inferred = shape_inference.infer_shapes(model)
-        values = [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
-        for v in values:
-            dims = v.type.tensor_type.shape.dim
-            if v.type.HasField("tensor_type") and all(d.HasField("dim_value") for d in dims):
-                self.shapes[v.name] = [int(d.dim_value) for d in dims]
-        for t in self.g.initializer:
-            self.shapes[t.name] = [int(d) for d in t.dims]
-        # Rewrites edit this list (live references) and ``commit`` writes it back once.
-        self.nodes: list[onnx.NodeProto] = list(self.g.node)
-        self.consumers: dict[str, list[onnx.NodeProto]] = {}
-        for n in self.nodes:
-            for i in n.input:
-                self.consumers.setdefault(i, []).append(n)
-        self._taken = {n for node in self.g.node for n in (*node.input, *node.output, node.name)}
-        self._taken |= set(self.inits) | {i.name for i in self.g.input}
-
-    def index(self, node: onnx.NodeProto) -> int:
-        """Position of ``node`` (by identity) in the node list."""
-        return next(i for i, n in enumerate(self.nodes) if n is node)
-
-    def commit(self) -> None:
-        """Write the edited node list back into the graph."""
-        copies = []
-        for n in self.nodes:
-            c = onnx.NodeProto()
-            c.CopyFrom(n)
-            copies.append(c)
-        del self.g.node[:]
-        self.g.node.extend(copies)
-
-    def name(self, base: str) -> str:
-        """A tensor/node name not used in the graph yet."""
-        candidate, k = base, 0
-        while candidate in self._taken:
-            k += 1
-            candidate = f"{base}_{k}"
-        self._taken.add(candidate)
-        return candidate
-
-    def const(self, base: str, value: np.ndarray) -> str:
-        """Add an initializer; returns its name."""
-        name = self.name(base)
-        tensor = numpy_helper.from_array(value, name)
-        self.g.initializer.append(tensor)
-        self.inits[name] = tensor
-        return name
-
-    def array(self, name: str) -> np.ndarray | None:
-        """The value of an initializer, or None."""
-        t = self.inits.get(name)
-        return None if t is None else numpy_helper.to_array(t)
-
-    def only_consumer(self, tensor: str) -> onnx.NodeProto | None:
-        """The single node reading ``tensor`` (None if several, none, or a graph output)."""
-        users = self.consumers.get(tensor, [])
-        return users[0] if len(users) == 1 and tensor not in self.outputs else None
+def _dims(value: ir.Value | None) -> list[int] | None:
+    """The static shape of ``value``, or None when unknown or dynamic."""
+    shape = None if value is None else value.shape
+    if shape is None or not shape.is_static():
+        return None
+    return [d for d in shape.dims if isinstance(d, int)]
 
 
-def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+def _constant(value: ir.Value | None) -> np.ndarray | None:
+    """The value of a constant (initializer or Constant output); None for a graph input."""
+    if value is None or value.const_value is None or value.is_graph_input():
+        return None
+    return value.const_value.numpy()
 
 
-def _text(value: Any, default: str) -> str:
-    return value.decode() if isinstance(value, bytes) else (value or default)
+def _attr(node: ir.Node, name: str, default: Any) -> Any:
+    attr = node.attributes.get(name)
+    return default if attr is None else attr.value
 
 
-def _pointwise_conv(gv: _Graph, node: onnx.NodeProto) -> bool:
-    a = _attrs(node)
-    w = gv.shapes.get(node.input[1])
-    return (
-        w is not None
-        and len(w) == 4
-        and w[2:] == [1, 1]
-        and int(a.get("group", 1)) == 1
-        and list(a.get("strides", [1, 1])) == [1, 1]
-        and list(a.get("dilations", [1, 1])) == [1, 1]
-        and not any(a.get("pads", [0, 0, 0, 0]))
-        and _text(a.get("auto_pad"), "NOTSET") in ("NOTSET", "VALID")
-    )
+def _fresh(anchor: ir.Value, suffix: str) -> str:
+    """An initializer name derived from ``anchor`` and not yet in its graph."""
+    base = f"{anchor.name or 'edgeopt'}_{suffix}"
+    graph = anchor.graph
+    taken = set() if graph is None else set(graph.initializers)
+    name, k = base, 0
+    while name in taken:
+        k += 1
+        name = f"{base}_{k}"
+    return name
 
 
-def _se_broadcast(gv: _Graph) -> int:
-    count = 0
-    for node in list(gv.nodes):
-        if node.op_type != "Mul" or node.domain not in ("", "ai.onnx") or len(node.input) != 2:
-            continue
-        big, small = node.input
-        sb, ss = gv.shapes.get(big), gv.shapes.get(small)
-        if sb is not None and ss is not None and ss[2:] != [1, 1]:
-            big, small, sb, ss = small, big, ss, sb
-        if (
-            sb is None
-            or ss is None
-            or len(sb) != 4
-            or len(ss) != 4
-            or ss[:2] != sb[:2]
-            or ss[2:] != [1, 1]
-            or sb[2] * sb[3] == 1
-            or small in gv.inits  # a constant scale is ORT's Conv+Mul fusion's business
-        ):
-            continue
-        scales = gv.const(f"{small}_bcast_scales", np.array([1, 1, *sb[2:]], np.float32))
-        wide = gv.name(f"{small}_bcast")
-        resize = helper.make_node(
-            "Resize",
-            [small, "", scales],
-            [wide],
-            name=gv.name(f"{node.name or small}_bcast"),
+class _Rule(RewriteRuleClassBase):
+    """A rewrite rule that records what it matched and why it declined, for the report."""
+
+    option: ClassVar[str]  # the OrtLayoutOptions field that turns it on
+
+    def __init__(self) -> None:
+        super().__init__(name=self.option)
+        self.matched: list[str] = []
+        self.declined: Counter[str] = Counter()
+        self.made: set[ir.Node | None] = (
+            set()
+        )  # nodes this rule added (seen again as the graph is walked)
+
+    def decline(self, why: str) -> MatchResult:
+        """A near miss: the pattern is there but does not qualify (counted for the report)."""
+        self.declined[why] += 1
+        return MatchResult().fail(why)
+
+    @staticmethod
+    def unrelated(why: str) -> MatchResult:
+        """Not an instance of this pattern at all (not worth a line in the report)."""
+        return MatchResult().fail(why)
+
+    def as_rule(self) -> RewriteRule:
+        """This instance as a rule (``rule()`` would make a new instance and lose the records)."""
+        return RewriteRule(self.pattern, self.rewrite, self.check, name=self.name)
+
+
+class SeBroadcast(_Rule):
+    """``Mul(x, s)``, s of shape [N,C,1,1] computed in the graph -> ``Mul(x, Resize(s))``.
+
+    A nearest Resize with integer scales [1,1,H,W] (asymmetric, floor) copies ``s`` to x's shape:
+    bit-exact. ORT then keeps the Resize and the equal-shaped Mul in its blocked layout.
+    """
+
+    option = "se_broadcast"
+
+    def pattern(self, op: Any, a: ir.Value, b: ir.Value) -> Any:
+        return op.Mul(a, b, _outputs=["out"])
+
+    @staticmethod
+    def _roles(a: ir.Value, b: ir.Value) -> tuple[ir.Value, ir.Value]:
+        db = _dims(b)
+        return (a, b) if db is not None and db[2:] == [1, 1] else (b, a)
+
+    def check(self, context: Any, a: ir.Value, b: ir.Value, out: ir.Value) -> MatchResult:
+        big, small = self._roles(a, b)
+        if a.producer() in self.made or b.producer() in self.made:
+            return self.unrelated("made by this rule")
+        sb, ss = _dims(big), _dims(small)
+        if sb is None or ss is None:
+            return self.decline("an operand's shape is not static")
+        if len(sb) != 4 or len(ss) != 4 or ss[2:] != [1, 1] or ss[:2] != sb[:2]:
+            return self.unrelated("not a [N,C,H,W] x [N,C,1,1] multiply")
+        if sb[2] * sb[3] == 1:
+            return self.unrelated("both operands are [N,C,1,1]")
+        if _constant(small) is not None:
+            return self.decline("the scale is a constant (ORT fuses it into the Conv)")
+        return MatchResult()
+
+    def rewrite(self, op: Any, a: ir.Value, b: ir.Value, out: ir.Value) -> Any:
+        big, small = self._roles(a, b)
+        height, width = (_dims(big) or [])[2:]
+        scales = op.initializer(
+            ir.tensor(np.array([1, 1, height, width], np.float32)), name=_fresh(small, "bcast")
+        )
+        wide = op.Resize(
+            small,
+            None,
+            scales,
             mode="nearest",
             coordinate_transformation_mode="asymmetric",
             nearest_mode="floor",
         )
-        gv.nodes.insert(gv.index(node), resize)
-        node.input[list(node.input).index(small)] = wide
-        gv.matched.append(f"Mul -> {node.output[0]}")
-        count += 1
-    return count
+        self.matched.append(f"Mul -> {out.name}")
+        self.made.add(wide.producer())
+        return op.Mul(big, wide) if big is a else op.Mul(wide, big)
 
 
-def _resize_swappable(gv: _Graph, node: onnx.NodeProto) -> bool:
-    a = _attrs(node)
-    if _text(a.get("mode"), "nearest") not in ("nearest", "linear"):
-        return False
-    if _text(a.get("coordinate_transformation_mode"), "half_pixel") == "tf_crop_and_resize":
-        return False
-    if int(a.get("antialias", 0)) or "axes" in a:
-        return False
-    if _text(a.get("keep_aspect_ratio_policy"), "stretch") != "stretch":
-        return False
-    sin, sout = gv.shapes.get(node.input[0]), gv.shapes.get(node.output[0])
+def _pointwise(conv: ir.Node) -> str | None:
+    """Why ``conv`` is not a plain 1x1 convolution (None when it is)."""
+    w = _dims(conv.inputs[1])
+    if w is None or len(w) != 4 or w[2:] != [1, 1]:
+        return "the Conv is not 1x1"
+    if int(_attr(conv, "group", 1)) != 1:
+        return "the Conv is grouped"
+    if list(_attr(conv, "strides", [1, 1])) != [1, 1]:
+        return "the Conv is strided"
+    if list(_attr(conv, "dilations", [1, 1])) != [1, 1]:
+        return "the Conv is dilated"
+    if any(_attr(conv, "pads", [0, 0, 0, 0])) or _attr(conv, "auto_pad", "NOTSET") not in (
+        "NOTSET",
+        "VALID",
+    ):
+        return "the Conv is padded"
+    return None
+
+
+def _resize_problem(resize: ir.Node) -> str | None:
+    """Why ``resize`` does not commute with a pointwise conv (None when it does)."""
+    if _attr(resize, "mode", "nearest") not in ("nearest", "linear"):
+        return "the Resize is cubic"
+    if _attr(resize, "coordinate_transformation_mode", "half_pixel") == "tf_crop_and_resize":
+        return "the Resize crops"
+    if int(_attr(resize, "antialias", 0)) or "axes" in resize.attributes:
+        return "the Resize antialiases or names axes"
+    if _attr(resize, "keep_aspect_ratio_policy", "stretch") != "stretch":
+        return "the Resize keeps the aspect ratio"
+    sin, sout = _dims(resize.inputs[0]), _dims(resize.outputs[0])
     if sin is None or sout is None or len(sin) != 4 or sin[:2] != sout[:2]:
-        return False
-    extra = [i for i in node.input[1:] if i]
-    return all(i in gv.inits for i in extra)
+        return "the Resize is not a static spatial (H, W) resize"
+    if any(v is not None and _constant(v) is None for v in resize.inputs[1:]):
+        return "the Resize's scales or sizes are computed"
+    return None
 
 
-def _resize_conv_swap(gv: _Graph) -> int:
-    count = 0
-    for resize in list(gv.nodes):
-        if resize.op_type != "Resize" or not _resize_swappable(gv, resize):
-            continue
-        conv = gv.only_consumer(resize.output[0])
-        if conv is None or conv.op_type != "Conv" or conv.input[0] != resize.output[0]:
-            continue
-        if not _pointwise_conv(gv, conv) or not all(i in gv.inits for i in conv.input[1:] if i):
-            continue
-        cout = gv.shapes[conv.input[1]][0]
-        final = conv.output[0]
-        if len(resize.input) > 3 and resize.input[3]:
-            sizes = np.array(gv.array(resize.input[3]), np.int64)
-            sizes[1] = cout
-            resize.input[3] = gv.const(f"{final}_sizes", sizes)
-        low = gv.name(f"{final}_lowres")
-        conv.input[0] = resize.input[0]
-        conv.output[0] = low
-        resize.input[0] = low
-        resize.output[0] = final
-        r, c = gv.index(resize), gv.index(conv)
-        gv.nodes[r], gv.nodes[c] = conv, resize  # the conv now runs first
-        gv.matched.append(f"Resize+Conv -> {resize.output[0]}")
-        count += 1
-    return count
+class ResizeConvSwap(_Rule):
+    """``Conv1x1(Resize(x))`` -> ``Resize(Conv1x1(x))`` for a nearest/linear spatial Resize.
 
+    Interpolation is a per-channel linear map whose weights sum to one, so it commutes with a
+    pointwise conv and its bias: y = W (R x) + b = R (W x + b). The conv runs at the low
+    resolution; the Resize moves to the conv's output channels (its ``sizes``, if given, too).
+    """
 
-def _nhwc_input_conv(gv: _Graph) -> int:
-    count = 0
-    for tr in list(gv.nodes):
-        if tr.op_type != "Transpose" or list(_attrs(tr).get("perm", [])) != [0, 3, 1, 2]:
-            continue
-        conv = gv.only_consumer(tr.output[0])
-        shape = gv.shapes.get(tr.input[0])
-        if conv is None or conv.op_type != "Conv" or conv.input[0] != tr.output[0] or not shape:
-            continue
-        w = gv.array(conv.input[1])
-        a = _attrs(conv)
-        if (
-            w is None
-            or w.ndim != 4
-            or int(a.get("group", 1)) != 1
-            or list(a.get("dilations", [1, 1])) != [1, 1]
-            or _text(a.get("auto_pad"), "NOTSET") != "NOTSET"
-        ):
-            continue
-        n, h, wd, c = shape
-        cout, cin, kh, kw = w.shape
-        strides = list(a.get("strides", [1, 1]))
-        pads = list(a.get("pads", [0, 0, 0, 0]))
-        flat_w = w.transpose(0, 2, 3, 1).reshape(cout, 1, kh, kw * cin)
-        flat_shape = gv.const(f"{tr.input[0]}_flat_shape", np.array([n, 1, h, wd * c], np.int64))
-        flat = gv.name(f"{tr.input[0]}_flat")
-        reshape = helper.make_node(
-            "Reshape", [tr.input[0], flat_shape], [flat], name=gv.name(f"{tr.name}_flat")
+    option = "resize_conv_swap"
+
+    def pattern(self, op: Any, x: ir.Value, w: ir.Value) -> Any:
+        return op.Conv(
+            op.Resize(x, _allow_other_inputs=True, _outputs=["resized"]),
+            w,
+            _allow_other_inputs=True,
+            _outputs=["out"],
         )
-        new_conv = helper.make_node(
-            "Conv",
-            [flat, gv.const(f"{conv.input[1]}_flat", flat_w.astype(w.dtype)), *conv.input[2:]],
-            list(conv.output),
-            name=conv.name,
+
+    def check(
+        self, context: Any, x: ir.Value, w: ir.Value, resized: ir.Value, out: ir.Value
+    ) -> MatchResult:
+        resize, conv = resized.producer(), out.producer()
+        assert resize is not None and conv is not None
+        why = _resize_problem(resize) or _pointwise(conv)
+        if why is None and any(_constant(v) is None for v in conv.inputs[1:] if v is not None):
+            why = "the Conv's weights are not constants"
+        return self.decline(why) if why else MatchResult()
+
+    def rewrite(self, op: Any, x: ir.Value, w: ir.Value, resized: ir.Value, out: ir.Value) -> Any:
+        resize, conv = resized.producer(), out.producer()
+        assert resize is not None and conv is not None
+        low = op.Conv(x, *conv.inputs[1:], **{k: a.value for k, a in conv.attributes.items()})
+        extra = list(resize.inputs[1:])
+        if len(extra) > 2 and extra[2] is not None:
+            sizes = np.array(_constant(extra[2]), np.int64)
+            sizes[1] = (_dims(w) or [0])[0]
+            extra[2] = op.initializer(ir.tensor(sizes), name=_fresh(out, "sizes"))
+        self.matched.append(f"Resize+Conv -> {out.name}")
+        attrs = {k: a.value for k, a in resize.attributes.items()}
+        return op.Resize(low, *extra, **attrs)
+
+
+class NhwcInputConv(_Rule):
+    """``Conv(Transpose(x, [0,3,1,2]))`` on NHWC x -> a one-channel Conv on x as [N,1,H,W*C].
+
+    The kernel [Cout, C, kh, kw] becomes [Cout, 1, kh, kw*C] (channels innermost, as in memory)
+    with strides [sh, sw*C] and pads scaled likewise: the same sums in another order. The
+    layout transpose disappears and ORT reads the NHWC buffer directly.
+    """
+
+    option = "nhwc_input_conv"
+
+    def pattern(self, op: Any, x: ir.Value, w: ir.Value) -> Any:
+        return op.Conv(
+            op.Transpose(x, _outputs=["moved"]), w, _allow_other_inputs=True, _outputs=["out"]
+        )
+
+    def check(
+        self, context: Any, x: ir.Value, w: ir.Value, moved: ir.Value, out: ir.Value
+    ) -> MatchResult:
+        tr, conv = moved.producer(), out.producer()
+        assert tr is not None and conv is not None
+        weights = _constant(w)
+        if list(_attr(tr, "perm", [])) != [0, 3, 1, 2]:
+            return self.unrelated("the Transpose is not NHWC -> NCHW")
+        if _dims(x) is None:
+            return self.decline("the input's shape is not static")
+        if weights is None or weights.ndim != 4:
+            return self.decline("the Conv's weights are not a constant 2-D kernel")
+        if int(_attr(conv, "group", 1)) != 1 or list(_attr(conv, "dilations", [1, 1])) != [1, 1]:
+            return self.decline("the Conv is grouped or dilated")
+        if _attr(conv, "auto_pad", "NOTSET") != "NOTSET":
+            return self.decline("the Conv uses auto_pad")
+        return MatchResult()
+
+    def rewrite(self, op: Any, x: ir.Value, w: ir.Value, moved: ir.Value, out: ir.Value) -> Any:
+        conv = out.producer()
+        assert conv is not None
+        weights = _constant(w)
+        assert weights is not None
+        n, h, width, c = _dims(x) or []
+        cout, cin, kh, kw = weights.shape
+        strides = list(_attr(conv, "strides", [1, 1]))
+        pads = list(_attr(conv, "pads", [0, 0, 0, 0]))
+        shape = op.initializer(
+            ir.tensor(np.array([n, 1, h, width * c], np.int64)), name=_fresh(x, "flat_shape")
+        )
+        flat_w = weights.transpose(0, 2, 3, 1).reshape(cout, 1, kh, kw * cin).astype(weights.dtype)
+        kernel = op.initializer(ir.tensor(flat_w), name=_fresh(w, "flat"))
+        self.matched.append(f"Transpose+Conv -> {moved.name}")
+        return op.Conv(
+            op.Reshape(x, shape),
+            kernel,
+            *conv.inputs[2:],
             kernel_shape=[kh, kw * cin],
             strides=[strides[0], strides[1] * cin],
             pads=[pads[0], pads[1] * cin, pads[2], pads[3] * cin],
         )
-        gv.nodes[gv.index(tr)] = reshape
-        gv.nodes[gv.index(conv)] = new_conv
-        gv.matched.append(f"Transpose+Conv -> {tr.output[0]}")
-        count += 1
-    return count
 
 
-def _transpose_to_reshape(gv: _Graph) -> int:
-    count = 0
-    for tr in list(gv.nodes):
-        shape = gv.shapes.get(tr.input[0]) if tr.op_type == "Transpose" else None
-        if not shape:
-            continue
-        perm = list(_attrs(tr).get("perm", reversed(range(len(shape)))))
+class TransposeToReshape(_Rule):
+    """A Transpose that moves only size-1 axes keeps the element order: it is a Reshape."""
+
+    option = "transpose_to_reshape"
+
+    def pattern(self, op: Any, x: ir.Value) -> Any:
+        return op.Transpose(x, _outputs=["out"])
+
+    def check(self, context: Any, x: ir.Value, out: ir.Value) -> MatchResult:
+        shape, tr = _dims(x), out.producer()
+        assert tr is not None
+        if shape is None:
+            return self.decline("the input's shape is not static")
+        perm = list(_attr(tr, "perm", list(reversed(range(len(shape))))))
         moved = [p for p in perm if shape[p] != 1]
-        if moved != sorted(moved) or perm == sorted(perm):
-            continue
-        target = gv.const(f"{tr.output[0]}_shape", np.array([shape[p] for p in perm], np.int64))
-        reshape = helper.make_node("Reshape", [tr.input[0], target], list(tr.output), name=tr.name)
-        gv.nodes[gv.index(tr)] = reshape
-        gv.matched.append(f"Transpose -> {tr.output[0]}")
-        count += 1
-    return count
+        if perm == sorted(perm):
+            return self.unrelated("the Transpose is an identity")
+        if moved != sorted(moved):
+            return self.unrelated("the Transpose reorders axes of size > 1")
+        return MatchResult()
+
+    def rewrite(self, op: Any, x: ir.Value, out: ir.Value) -> Any:
+        shape, tr = _dims(x) or [], out.producer()
+        assert tr is not None
+        perm = list(_attr(tr, "perm", list(reversed(range(len(shape))))))
+        target = np.array([shape[p] for p in perm], np.int64)
+        self.matched.append(f"Transpose -> {out.name}")
+        return op.Reshape(x, op.initializer(ir.tensor(target), name=_fresh(out, "shape")))
 
 
-def _used_names(graph: onnx.GraphProto) -> set[str]:
-    """Every tensor name read in ``graph`` or its subgraphs (If/Loop bodies read outer names)."""
-    used = {o.name for o in graph.output}
-    for n in graph.node:
-        used.update(n.input)
-        for a in n.attribute:
-            for sub in [a.g] if a.HasField("g") else list(a.graphs):
-                used |= _used_names(sub)
-    return used
+# In the order they run: the input conv first (its Transpose would hide the conv from the
+# others), the SE broadcast before the swap (the swap's shape checks need fresh shapes).
+RULES: tuple[type[_Rule], ...] = (NhwcInputConv, SeBroadcast, ResizeConvSwap, TransposeToReshape)
 
 
-def _drop_orphans(model: onnx.ModelProto, kept_unused: set[str]) -> None:
-    """Remove initializers nothing reads, except graph inputs and ones unread from the start."""
-    used = _used_names(model.graph) | {i.name for i in model.graph.input} | kept_unused
-    keep = [t for t in model.graph.initializer if t.name in used]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(keep)
+def _apply(model: onnx.ModelProto, rule: _Rule) -> tuple[onnx.ModelProto, int]:
+    """``model`` with ``rule`` applied everywhere it matches, on fresh static shapes."""
+    graph = ir.serde.deserialize_model(shape_inference.infer_shapes(model))
+    read = {name for name, v in graph.graph.initializers.items() if v.uses()}
+    count = RewriteRuleSet([rule.as_rule()]).apply_to_model(graph)
+    if not count:
+        return model, 0
+    for name in read:  # drop the constants the rewrite orphaned (not ones unread from the start)
+        value = graph.graph.initializers.get(name)
+        if (
+            value is not None
+            and not value.uses()
+            and not (value.is_graph_input() or value.is_graph_output())
+        ):
+            graph.graph.initializers.pop(name)
+    out = ir.serde.serialize_model(graph)
+    kept = {v.name: v for v in model.graph.value_info}  # the shapes we inferred go again
+    live = {name for node in out.graph.node for name in node.output}
+    del out.graph.value_info[:]
+    out.graph.value_info.extend(v for name, v in kept.items() if name in live)
+    return out, count
 
 
 def rewrite(
@@ -361,7 +416,9 @@ def rewrite(
         options: Which rewrites to run.
 
     Returns:
-        The rewritten copy and ``{rewrite name: times applied}`` (plus ``skipped`` reasons).
+        The rewritten copy and its report: ``applied`` (rule -> times), ``matches`` (rule ->
+        the tensors each match rewrote), ``declined`` (rule -> {reason: times}), ``skipped``
+        (rule -> reason) and ``normalized`` (opset upgrades).
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -373,28 +430,19 @@ def rewrite(
         except ConfigError as e:
             notes.append(str(e))
     opset = default_opset(out)
-    unread = {t.name for t in out.graph.initializer} - _used_names(out.graph)
-    applied: dict[str, Any] = {}
-    skipped: dict[str, str] = {}
-    matches: dict[str, list[str]] = {}
-    steps = [
-        ("nhwc_input_conv", _nhwc_input_conv),
-        ("se_broadcast", _se_broadcast),
-        ("resize_conv_swap", _resize_conv_swap),
-        ("transpose_to_reshape", _transpose_to_reshape),
-    ]
-    for name, fn in steps:
+    report: dict[str, Any] = {"applied": {}, "skipped": {}, "normalized": notes}
+    report |= {"matches": {}, "declined": {}}
+    for rule_type in RULES:
+        name = rule_type.option
         if not getattr(options, name):
             continue
         if name == "se_broadcast" and opset < _MIN_OPSET:
-            skipped[name] = f"needs opset >= {_MIN_OPSET} (model has {opset})"
+            report["skipped"][name] = f"needs opset >= {_MIN_OPSET} (model has {opset})"
             continue
-        gv = _Graph(out)  # fresh shapes and consumers for each rewrite
-        applied[name] = fn(gv)
-        matches[name] = gv.matched
-        gv.commit()
-    _drop_orphans(out, unread)
-    report = {"applied": applied, "skipped": skipped, "normalized": notes, "matches": matches}
+        rule = rule_type()
+        out, report["applied"][name] = _apply(out, rule)
+        report["matches"][name] = rule.matched
+        report["declined"][name] = dict(rule.declined.most_common())
     return out, report
 
 

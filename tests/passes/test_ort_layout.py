@@ -132,6 +132,7 @@ def test_resize_before_a_3x3_conv_is_left_alone(
     )
     assert not result.modified and result.skipped is not None
     assert "found" in result.skipped
+    assert "near misses: the Conv is not 1x1 (x1)" in result.skipped  # the rule's check says why
 
 
 @pytest.mark.parametrize(

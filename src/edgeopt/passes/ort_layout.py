@@ -43,6 +43,13 @@ class OrtLayoutPass:
         if total == 0:
             reason = "no squeeze-excite Mul, Resize->1x1 Conv, NHWC input Conv or size-1 "
             reason += "Transpose found"
+            near = [
+                f"{why} (x{n})"
+                for reasons in facts["declined"].values()
+                for why, n in reasons.items()
+            ]
+            if near:
+                reason += "; near misses: " + ", ".join(near)
             return PassResult.not_applicable(model, reason)
         after = op_counts(out)
         artifact = save_proto(out, ctx.workdir / "ort_layout.onnx")

@@ -9,7 +9,7 @@ shared machine hits every variant alike) at 1 and 2 intra-op threads, repeats th
 comparison ``--repeats`` times, and compares outputs with the original on real images (max abs,
 IoU). Output: printed tables, and JSON with ``--json``.
 
-    .venv/bin/python benchmarks/ort_layout.py [--models mediapipe-selfie] [--runs 300]
+    .venv/bin/python benchmarks/layout_rewrites.py [--models mediapipe-selfie] [--runs 300]
 """
 
 from __future__ import annotations
