@@ -1,8 +1,11 @@
 """Plugin tables: backends and passes by name, imported only when asked for.
 
-Built-ins live in literal ``name -> "module:Class"`` tables (Olive's ``olive_config.json`` idea),
-so listing names, or running ONNX Runtime, never imports TVM or OpenVINO. Third-party plugins
-register through the entry-point groups ``edgeopt.backends`` and ``edgeopt.passes``.
+Built-ins live in literal ``name -> "module:Class"`` tables (Olive's ``olive_config.json``
+idea), so listing names, or running ONNX Runtime, never imports TVM or OpenVINO. Third-party
+plugins register through the entry-point groups ``edgeopt.backends`` and ``edgeopt.passes``.
+``get_backend`` and ``get_pass`` return the ``Backend`` and ``Pass`` protocols (their modules,
+``backends/base.py`` and ``passes/base.py``, sit in this layer, below the plugins) and check
+that what a plugin registered implements them.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from edgeopt.artifact import ModelArtifact, load_onnx
+from edgeopt.backends.base import Backend
 from edgeopt.errors import BackendUnavailableError, PluginError
+from edgeopt.passes.base import Pass
 
 __all__ = [
     "BACKENDS",
@@ -79,22 +84,34 @@ def pass_names() -> list[str]:
     return sorted(_table(PASSES, "edgeopt.passes"))
 
 
-def get_backend(name: str) -> Any:
+def _instance(kind: str, name: str, table: dict[str, str], protocol: type) -> Any:
+    impl = _load(kind, name, table)()
+    if not isinstance(impl, protocol):
+        raise PluginError(
+            f"{kind} {name!r} ({table.get(_ALIASES.get(name, name))}) does not implement the "
+            f"{protocol.__name__} protocol (see edgeopt.{kind}s.base): fix or remove the plugin"
+        )
+    return impl
+
+
+def get_backend(name: str) -> Backend:
     """An instance of the backend registered as ``name`` (``ort`` is an alias of onnxruntime).
 
     Raises:
-        PluginError: No such backend, or its module fails to import.
+        PluginError: No such backend, its module fails to import, or it is not a Backend.
     """
-    return _load("backend", name, _table(BACKENDS, "edgeopt.backends"))()
+    backend: Backend = _instance("backend", name, _table(BACKENDS, "edgeopt.backends"), Backend)
+    return backend
 
 
-def get_pass(name: str) -> Any:
+def get_pass(name: str) -> Pass:
     """An instance of the pass registered as ``name``.
 
     Raises:
-        PluginError: No such pass, or its module fails to import.
+        PluginError: No such pass, its module fails to import, or it is not a Pass.
     """
-    return _load("pass", name, _table(PASSES, "edgeopt.passes"))()
+    impl: Pass = _instance("pass", name, _table(PASSES, "edgeopt.passes"), Pass)
+    return impl
 
 
 def run_outputs(

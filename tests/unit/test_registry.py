@@ -44,3 +44,21 @@ def test_public_api_is_what_it_says() -> None:
     }
     assert public - {"annotations"} <= set(edgeopt.__all__)
     assert issubclass(edgeopt.UnsupportedOpError, edgeopt.EdgeoptError)
+
+
+def test_a_plugin_that_is_not_a_backend_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeopt import registry
+
+    monkeypatch.setitem(registry.BACKENDS, "fake", "collections:OrderedDict")
+    with pytest.raises(PluginError, match=r"backend 'fake' .* does not implement the Backend"):
+        get_backend("fake")
+
+
+def test_passes_come_back_as_passes() -> None:
+    from edgeopt.passes.base import Pass
+    from edgeopt.registry import get_pass, pass_names
+
+    for name in pass_names():
+        impl = get_pass(name)
+        assert isinstance(impl, Pass) and impl.name == name
+        assert impl.options_type.model_fields  # every pass says what options it takes

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import psutil
@@ -29,6 +29,9 @@ __all__ = [
     "parse_options",
     "random_feeds",
 ]
+
+
+_O = TypeVar("_O", bound=BaseModel)
 
 
 class BackendOptions(BaseModel):
@@ -80,20 +83,22 @@ class Backend(Protocol):
         ...
 
 
-def parse_options(backend: Backend, options: BackendOptions | Mapping[str, Any] | None) -> Any:
-    """Validate ``options`` against the backend's own options model.
+def parse_options(
+    options_type: type[_O], options: BaseModel | Mapping[str, Any] | None, backend: str
+) -> _O:
+    """Validate ``options`` against a backend's options model (``backend.options_type``).
 
     Raises:
         ConfigError: An unknown option or a value of the wrong type, named in the message.
     """
-    if isinstance(options, backend.options_type):
+    if isinstance(options, options_type):
         return options
     raw = options.model_dump(exclude_unset=True) if isinstance(options, BaseModel) else options
     try:
-        return backend.options_type.model_validate(dict(raw or {}))
+        return options_type.model_validate(dict(raw or {}))
     except ValidationError as e:
         problems = describe_validation(e)
-        raise ConfigError(f"bad options for backend {backend.name!r}: {problems}") from e
+        raise ConfigError(f"bad options for backend {backend!r}: {problems}") from e
 
 
 def check_feeds(specs: Sequence[TensorSpec], feeds: Mapping[str, np.ndarray]) -> None:

@@ -129,7 +129,7 @@ class LiteRtBackend:
         Raises:
             BackendError: No TFLite source, a changed source, or LiteRT refused it.
         """
-        opts: LiteRtOptions = parse_options(self, options)
+        opts = parse_options(LiteRtOptions, options, self.name)
         return LiteRtCompiledModel(_source(model), opts.threads, model.inputs)
 
     def load(self, directory: Path) -> LiteRtCompiledModel:

@@ -187,7 +187,7 @@ class OnnxRuntimeBackend:
             UnsupportedOpError: ORT has no kernel for one of the model's ops.
             BackendError: ORT refused the model.
         """
-        opts: OrtOptions = parse_options(self, options)
+        opts = parse_options(OrtOptions, options, self.name)
         session = _session(_ort(), model.path, opts)
         return OrtCompiledModel(session, model.path, opts, model.inputs, model.outputs)
 

@@ -202,7 +202,7 @@ class OpenVinoBackend:
             UnsupportedOpError: An operator OpenVINO cannot convert.
             BackendError: OpenVINO refused the model or the device.
         """
-        opts: OpenVinoOptions = parse_options(self, options)
+        opts = parse_options(OpenVinoOptions, options, self.name)
         core = _ov().Core()
         ov_model = _read_model(core, model.path)
         try:

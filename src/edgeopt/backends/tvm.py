@@ -399,7 +399,7 @@ class TvmBackend:
             UnsupportedOpError: An operator TVM's ONNX frontend cannot convert.
             BackendError: TVM failed to compile or tune.
         """
-        opts: TvmOptions = parse_options(self, options)
+        opts = parse_options(TvmOptions, options, self.name)
         tvm = _tvm()
         from tvm import relax
 

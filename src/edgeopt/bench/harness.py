@@ -28,6 +28,7 @@ from edgeopt.backends.base import feeds_for, parse_options
 from edgeopt.backends.saved import is_saved, read_saved
 from edgeopt.bench.environment import environment
 from edgeopt.bench.result import BenchmarkResult, Comparison
+from edgeopt.bench.worker import Worker
 from edgeopt.data import load_images
 from edgeopt.errors import BenchmarkError, ConfigError
 from edgeopt.interface import ModelInterface, infer_interface
@@ -98,7 +99,7 @@ def _worker(conn: Connection, variant: dict[str, Any], warmup: int, seed: int) -
             size = sum(p.stat().st_size for p in Path(variant["model"]).iterdir())
         else:
             artifact = load_onnx(variant["model"])
-            options = parse_options(backend, variant["options"])
+            options = parse_options(backend.options_type, variant["options"], backend.name)
             compiled = backend.compile(artifact, options)
             size = artifact.size_bytes
         compile_s = time.perf_counter() - t0
@@ -182,41 +183,6 @@ def _data_feeds(variant: dict[str, Any], inputs: Sequence[TensorSpec]) -> dict[s
     return {iface.input_name: iface.preprocess(image, "RGB")}
 
 
-class _Worker:
-    def __init__(self, ctx: Any, variant: Variant, settings: BenchSettings) -> None:
-        self.variant = variant
-        self.timeout = settings.timeout_s
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(
-            target=_worker,
-            args=(child, variant.model_dump(), settings.warmup, settings.seed),
-            daemon=True,
-            name=f"edgeopt-bench-{variant.name}",
-        )
-        self.proc.start()
-        child.close()
-
-    def recv(self) -> tuple[Any, ...]:
-        if not self.conn.poll(self.timeout):
-            raise BenchmarkError(
-                f"variant {self.variant.name!r}: no answer from its worker in {self.timeout:.0f} s"
-            )
-        try:
-            msg: tuple[Any, ...] = self.conn.recv()
-        except EOFError as e:
-            raise BenchmarkError(
-                f"variant {self.variant.name!r}: its worker died (exit code {self.proc.exitcode})"
-            ) from e
-        if msg[0] == "error":
-            raise BenchmarkError(f"variant {self.variant.name!r} failed: {msg[1]}")
-        return msg
-
-    def close(self) -> None:
-        if self.proc.is_alive():
-            self.proc.kill()
-        self.proc.join(5)
-
-
 def _check(variants: Sequence[Variant]) -> None:
     if not variants:
         raise ConfigError("nothing to benchmark: give at least one variant")
@@ -232,7 +198,8 @@ def _check(variants: Sequence[Variant]) -> None:
             specs = [TensorSpec(i["name"], i["dtype"], tuple(i["shape"])) for i in meta["inputs"]]
         else:
             specs = list(load_onnx(v.model).inputs)
-            parse_options(get_backend(v.backend), v.options)
+            impl = get_backend(v.backend)
+            parse_options(impl.options_type, v.options, impl.name)
         feeds_for(specs, v.shapes)  # an unknown dimension is an error that names it
 
 
@@ -261,15 +228,24 @@ def compare(
     settings = settings or BenchSettings()
     _check(variants)
     ctx = mp.get_context("spawn")
-    workers = [_Worker(ctx, v, settings) for v in variants]
+    workers = [
+        Worker(
+            ctx,
+            v.name,
+            _worker,
+            (v.model_dump(), settings.warmup, settings.seed),
+            settings.timeout_s,
+        )
+        for v in variants
+    ]
     samples: dict[str, list[float]] = {v.name: [] for v in variants}
     speedups: dict[str, list[float]] = {v.name: [] for v in variants}
     failures: dict[str, str] = {}
 
-    def drop(w: _Worker, e: BenchmarkError) -> None:
-        if w.variant.name == variants[0].name:
+    def drop(w: Worker, e: BenchmarkError) -> None:
+        if w.name == variants[0].name:
             raise BenchmarkError(f"the baseline could not be measured: {e}") from e
-        failures[w.variant.name] = str(e).split("\n", 1)[0]
+        failures[w.name] = str(e).split("\n", 1)[0]
         w.close()
         workers.remove(w)
 
@@ -277,7 +253,7 @@ def compare(
         ready = {}
         for w in list(workers):
             try:
-                ready[w.variant.name] = w.recv()
+                ready[w.name] = w.recv()
             except BenchmarkError as e:
                 drop(w, e)
         rounds = math.ceil(settings.runs / settings.block) if settings.runs else None
@@ -289,15 +265,15 @@ def compare(
                 block = settings.runs - settings.block * (rounds - 1)
             medians: dict[str, float] = {}
             for w in [workers[(r + i) % len(workers)] for i in range(len(workers))]:
-                w.conn.send(("block", block))
+                w.send("block", block)
                 try:
                     got = w.recv()[1]
                 except BenchmarkError as e:
                     drop(w, e)
                     continue
-                samples[w.variant.name].extend(got)
-                medians[w.variant.name] = float(sorted(got)[len(got) // 2])
-                _wait_idle(w.proc.pid)  # its spinning runtime threads must not slow the next
+                samples[w.name].extend(got)
+                medians[w.name] = float(sorted(got)[len(got) // 2])
+                _wait_idle(w.pid)  # its spinning runtime threads must not slow the next
             base = medians[variants[0].name]
             for name, med in medians.items():
                 speedups[name].append(base / med if med > 0 else float("inf"))
@@ -309,20 +285,21 @@ def compare(
                 progress(r, rounds or r)
         results = []
         for w in list(workers):
-            w.conn.send(("stop",))
+            w.send("stop")
             try:
                 _, peak, _rss = w.recv()
             except BenchmarkError as e:
                 drop(w, e)
                 continue
-            _, compile_s, size, rss0 = ready[w.variant.name]
+            _, compile_s, size, rss0 = ready[w.name]
+            variant = next(v for v in variants if v.name == w.name)
             results.append(
                 BenchmarkResult(
-                    name=w.variant.name,
-                    backend=w.variant.backend,
-                    model=w.variant.model,
-                    options=dict(w.variant.options),
-                    samples_ms=tuple(samples[w.variant.name]),
+                    name=w.name,
+                    backend=variant.backend,
+                    model=variant.model,
+                    options=dict(variant.options),
+                    samples_ms=tuple(samples[w.name]),
                     warmup=settings.warmup,
                     compile_s=compile_s,
                     peak_rss_mb=peak,

@@ -443,7 +443,7 @@ def measure_remote(
     settings = settings or BenchSettings()
     artifact = model if isinstance(model, ModelArtifact) else load_onnx(model)
     backend = TvmBackend()
-    opts: TvmOptions = parse_options(backend, options)
+    opts = parse_options(TvmOptions, options, backend.name)
     feeds = random_feeds(artifact.inputs, seed=settings.seed)
     reference = get_backend("onnxruntime").compile(artifact).run(feeds)
     session = connect(device)

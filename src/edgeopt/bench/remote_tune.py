@@ -78,7 +78,7 @@ def tune_remote(
         raise ConfigError(f"tune_remote needs at least 1 trial, got {trials}")
     artifact = model if isinstance(model, ModelArtifact) else load_onnx(model)
     backend = TvmBackend()
-    opts: TvmOptions = parse_options(backend, options)
+    opts = parse_options(TvmOptions, options, backend.name)
     session = connect(device)  # checks the device is there, and asks its target
     target_dict = resolve_target(session, device, opts)
     del session  # MetaSchedule's runner asks the tracker for sessions of its own

@@ -52,7 +52,7 @@ def list_plugins(
     rows.extend(("pass", name, "yes", "") for name in pass_names())
     if as_json:
         keys = ("kind", "name", "available", "install_hint")
-        items = [dict(zip(keys, r, strict=True)) for r in rows]
+        items: list[dict[str, str | bool]] = [dict(zip(keys, r, strict=True)) for r in rows]
         for item in items:
             item["available"] = item["available"] == "yes"
         typer.echo(json.dumps(items, indent=2))

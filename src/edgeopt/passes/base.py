@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import BaseModel
 
 from edgeopt.artifact import ModelArtifact
 from edgeopt.interface import ModelInterface
@@ -68,6 +69,7 @@ class Pass(Protocol):
 
     name: ClassVar[str]
     requires: ClassVar[Iterable[str]]
+    options_type: ClassVar[type[BaseModel]]  # the options ``PassContext.options`` must satisfy
 
     def apply(self, model: ModelArtifact, ctx: PassContext) -> PassResult:
         """Transform ``model``; returns the result (or a not-applicable result)."""

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgeopt.errors import BenchmarkError, ConfigError
+from edgeopt.bench.worker import Worker
+from edgeopt.errors import ConfigError
 
 __all__ = [
     "STAGE_COLUMNS",
@@ -210,43 +211,6 @@ def _worker(conn: Connection, variant: dict[str, Any], settings: dict[str, Any])
         conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
 
 
-class _Worker:
-    def __init__(self, ctx: Any, variant: StageVariant, settings: StageBenchSettings) -> None:
-        self.variant = variant
-        self.timeout = settings.timeout_s
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(
-            target=_worker,
-            args=(child, variant.model_dump(), settings.model_dump()),
-            daemon=True,
-            name=f"edgeopt-stages-{variant.name}",
-        )
-        self.proc.start()
-        child.close()
-
-    def ask(self, *msg: Any) -> tuple[Any, ...]:
-        if msg:
-            self.conn.send(msg)
-        if not self.conn.poll(self.timeout):
-            raise BenchmarkError(
-                f"variant {self.variant.name!r}: no answer in {self.timeout:.0f} s"
-            )
-        try:
-            got: tuple[Any, ...] = self.conn.recv()
-        except EOFError as e:
-            raise BenchmarkError(
-                f"variant {self.variant.name!r}: its worker died (exit code {self.proc.exitcode})"
-            ) from e
-        if got[0] == "error":
-            raise BenchmarkError(f"variant {self.variant.name!r} failed: {got[1]}")
-        return got
-
-    def close(self) -> None:
-        if self.proc.is_alive():
-            self.proc.kill()
-        self.proc.join(5)
-
-
 def _references(
     variants: Sequence[StageVariant], frames: list[np.ndarray], models_dir: Path | None
 ) -> dict[str, list[np.ndarray]]:
@@ -289,13 +253,16 @@ def measure_stages(
     refs = _references(variants, fid_frames, models_dir)
     load0 = os.getloadavg()[0]
     ctx = mp.get_context("spawn")
-    workers = [_Worker(ctx, v, settings) for v in variants]
+    workers = [
+        Worker(ctx, v.name, _worker, (v.model_dump(), settings.model_dump()), settings.timeout_s)
+        for v in variants
+    ]
     samples: dict[tuple[str, int], dict[str, list[float]]] = {
         (v.name, i): {s: [] for s in _STAGES} for v in variants for i in range(len(settings.sizes))
     }
     try:
         for w in workers:
-            w.ask()
+            w.recv()
         rounds = -(-settings.frames // settings.block)
         total = rounds * len(settings.sizes)
         done = 0
@@ -306,15 +273,15 @@ def measure_stages(
                     w = workers[(r + k) % len(workers)]
                     got = w.ask("block", i, n)[1]
                     for s in _STAGES:
-                        samples[(w.variant.name, i)][s].extend(got[s])
+                        samples[(w.name, i)][s].extend(got[s])
                 done += 1
                 if progress:
                     progress(done, total)
         ious = {}
-        for w in workers:
+        for w, v in zip(workers, variants, strict=True):
             probs = w.ask("probs", fid_frames)[1]
-            per_frame = [mask_iou(a, b) for a, b in zip(refs[w.variant.model], probs, strict=True)]
-            ious[w.variant.name] = (float(np.mean(per_frame)), float(np.min(per_frame)))
+            per_frame = [mask_iou(a, b) for a, b in zip(refs[v.model], probs, strict=True)]
+            ious[v.name] = (float(np.mean(per_frame)), float(np.min(per_frame)))
             w.ask("stop")
     finally:
         for w in workers:
