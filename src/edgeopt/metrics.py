@@ -18,8 +18,9 @@ raw arrays without pulling in a training framework, so they are written here.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 import numpy as np
@@ -32,12 +33,38 @@ __all__ = [
     "boundary_f_score",
     "compare_outputs",
     "mask_iou",
+    "parse_bound",
 ]
 
+_NOT_METRICS = ("samples", "kind", "empty_frames")
 LOWER_IS_BETTER = frozenset({"max_abs", "mean_abs"})
 """Metrics where smaller is better; the others (IoU, cosine, F-score) are better when larger."""
 
 MASK_METRICS = frozenset({"iou", "iou_min", "boundary_f"})
+
+_BOUND = re.compile(r"^\s*([a-z_0-9]+)\s*(>=|<=)\s*([0-9.eE+-]+)\s*$")
+
+
+def parse_bound(text: str) -> tuple[str, float]:
+    """A fidelity bound such as ``iou>=0.98`` or ``max_abs<=1e-3``: (metric, threshold).
+
+    The one syntax every command uses (``optimize --bound``, ``auto --bound``).
+
+    Raises:
+        ConfigError: Not METRIC>=VALUE / METRIC<=VALUE, an unknown metric, or the comparison
+            the wrong way round for the metric (errors are bounded from above).
+    """
+    m = _BOUND.match(text)
+    if not m:
+        raise ConfigError(f"bad fidelity bound {text!r}: write it like iou>=0.98 or max_abs<=1e-3")
+    metric, op, value = m.group(1), m.group(2), float(m.group(3))
+    known = [f.name for f in fields(FidelityMetrics) if f.name not in _NOT_METRICS]
+    if metric not in known:
+        raise ConfigError(f"bad fidelity bound {text!r}: unknown metric; known: {', '.join(known)}")
+    if (op == "<=") != (metric in LOWER_IS_BETTER):
+        want = "<=" if metric in LOWER_IS_BETTER else ">="
+        raise ConfigError(f"bad fidelity bound {text!r}: bound {metric} as {metric}{want}VALUE")
+    return metric, value
 
 
 @dataclass(frozen=True)
@@ -76,8 +103,8 @@ class FidelityMetrics:
             ConfigError: No such metric, or a mask metric for an output that is not a mask.
         """
         values = asdict(self)
-        if metric not in values or metric in ("samples", "kind", "empty_frames"):
-            known = ", ".join(k for k in values if k not in ("samples", "kind", "empty_frames"))
+        if metric not in values or metric in _NOT_METRICS:
+            known = ", ".join(k for k in values if k not in _NOT_METRICS)
             raise ConfigError(f"unknown fidelity metric {metric!r}; known metrics: {known}")
         if metric in MASK_METRICS and self.kind != "mask":
             raise ConfigError(

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edgeopt._fs import read_yaml
 from edgeopt.errors import ConfigError, EdgeoptError, describe_validation
+from edgeopt.metrics import parse_bound
 from edgeopt.registry import get_pass, pass_names
 
 __all__ = ["DataSettings", "PassStep", "Recipe", "load_recipe", "parse_recipe", "recipe_from_flags"]
@@ -136,7 +137,7 @@ def recipe_from_flags(
     prune: float | None = None,
     prune_structured: float | None = None,
     fp16: bool = False,
-    iou_bound: float | None = None,
+    bound: str | None = None,
     data: DataSettings | None = None,
     ort_layout: bool = False,
 ) -> Recipe:
@@ -158,8 +159,9 @@ def recipe_from_flags(
         steps.append({"name": "prune", "options": {"sparsity": prune}})
     if quantize is not None:
         options: dict[str, Any] = {"mode": quantize}
-        if iou_bound is not None:
-            options["accuracy"] = {"metric": "iou", "threshold": iou_bound}
+        if bound is not None:  # accuracy-aware: layers stay fp32 until the bound holds
+            metric, threshold = parse_bound(bound)
+            options["accuracy"] = {"metric": metric, "threshold": threshold}
         steps.append({"name": "quantize", "options": options})
     if fp16:
         steps.append({"name": "fp16"})

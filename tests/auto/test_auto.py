@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -92,7 +93,7 @@ def test_cli(conv_model: Path, tmp_path: Path) -> None:
 
 
 def test_a_win_counts_only_when_its_p10_is_above_one() -> None:
-    from edgeopt.auto import Tried, pick_winner
+    from edgeopt.auto import Outcome, pick_winner
     from edgeopt.bench.result import BenchmarkResult
 
     def result(name: str) -> BenchmarkResult:
@@ -106,8 +107,8 @@ def test_a_win_counts_only_when_its_p10_is_above_one() -> None:
         block=10,
     )
     tried = [
-        Tried("noisy", "int8", "onnxruntime", {}, "m.onnx", None, "measured", 1.15),
-        Tried("steady", "fp16", "onnxruntime", {}, "m.onnx", None, "measured", 1.07),
+        Outcome("noisy", "int8", "onnxruntime", {}, "m.onnx", None, "measured", 1.15),
+        Outcome("steady", "fp16", "onnxruntime", {}, "m.onnx", None, "measured", 1.07),
     ]
     assert pick_winner(tried, comparison) == tried[1]  # slower median, but a real win
     assert pick_winner(tried[:1], comparison) is None  # "no significant win"
@@ -169,3 +170,61 @@ def test_the_budget_is_a_hard_cap(conv_model: Path, tmp_path: Path) -> None:
     result = search(conv_model, tmp_path / "out", settings)
     assert time.monotonic() - start < settings.budget_s + 5  # worker start-up is the slack
     assert any(t.status == "over budget" for t in result.tried)
+
+
+def test_screening_then_confirmation_against_the_baseline_alone(
+    conv_model: Path, tmp_path: Path
+) -> None:
+    settings = SETTINGS.model_copy(
+        update={"candidates": ("fp32", "fp16-weights"), "threads": (1, 2), "finalists": 1}
+    )
+    lines: list[str] = []
+    result = search(conv_model, tmp_path / "out", settings, progress=lines.append)
+    variants = [t for t in result.tried if not t.name.startswith("baseline")]
+    assert all(t.screen_speedup is not None for t in variants)  # every one was screened
+    confirmed = [t for t in variants if t.speedup is not None]
+    assert len(confirmed) == 1 and confirmed[0].status == "measured"
+    best_screened = max(variants, key=lambda t: t.screen_speedup or 0.0)
+    assert confirmed[0].name == best_screened.name
+    assert sorted(t.status for t in variants if t is not confirmed[0]) == ["screened out"] * 3
+    # The confirmation ran the finalist with the baseline alone, and is what comparison.json is.
+    back = Comparison.from_json((tmp_path / "out" / "comparison.json").read_text())
+    assert [r.name for r in back.results] == ["baseline: ORT fp32", confirmed[0].name]
+    screening = Comparison.from_json((tmp_path / "out" / "screening.json").read_text())
+    assert len(screening.results) == 5
+    assert any(line.startswith("screening 5 variants") for line in lines)
+    assert any(line.startswith("confirming 1 variant(s)") for line in lines)
+
+
+@pytest.mark.parametrize(("bound", "ratio"), [("cosine>=-1", 0.5), ("max_abs<=1e-9", None)])
+def test_pruning_uses_the_largest_ratio_inside_the_bound(
+    make_model: Callable[..., Path], tmp_path: Path, bound: str, ratio: float | None
+) -> None:
+    from passes.conftest import mobilenet_graph
+
+    model = make_model(mobilenet_graph())
+    settings = SETTINGS.model_copy(
+        update={
+            "candidates": ("pruned", "pruned+ort-layout"),
+            "bound": bound,
+            "pass_options": {"prune_structured": {"round_to": 4, "min_channels": 4}},
+        }
+    )
+    lines: list[str] = []
+    result = search(model, tmp_path / "out", settings, progress=lines.append)
+    pruned = [t for t in result.tried if t.candidate.startswith("pruned")]
+    assert {t.candidate for t in pruned} == {"pruned", "pruned+ort-layout"}
+    if ratio is not None:  # every ratio meets the bound: the largest is used by both
+        assert f"structured pruning: {ratio:g} is the largest ratio inside {bound}" in lines
+        reports = sorted((tmp_path / "out" / "cache" / "models").glob("pruned*/report.json"))
+        used = {
+            json.loads(r.read_text())["steps"][0]["details"]["options"]["ratio"]
+            for r in reports
+            if not r.parent.name.startswith("pruned-")
+        }
+        assert used == {ratio}
+    else:  # none does: both say why, naming the first ratio, which failed
+        assert all(
+            t.status.startswith("no pruning ratio inside the bound (pruning at 0.1 fails")
+            for t in pruned
+        ), [t.status for t in pruned]

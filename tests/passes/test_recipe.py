@@ -92,3 +92,24 @@ def test_ort_layout_flag_runs_last() -> None:
 
     plan = recipe_from_flags(simplify=True, ort_layout=True)
     assert [s.name for s in plan.passes] == ["simplify", "ort_layout"]
+
+
+def test_bound_flag_uses_the_one_bound_syntax() -> None:
+    from edgeopt.recipe import recipe_from_flags
+
+    plan = recipe_from_flags(quantize="static", bound="cosine>=0.999")
+    assert plan.passes[0].options["accuracy"] == {"metric": "cosine", "threshold": 0.999}
+    with pytest.raises(ConfigError, match=r"bad fidelity bound 'iou=0\.9'"):
+        recipe_from_flags(quantize="static", bound="iou=0.9")
+
+
+def test_auto_options_go_to_the_backend_or_pass_they_name() -> None:
+    from edgeopt.cli._options import split_options
+
+    backends, passes = split_options(
+        ["tvm.tune_seconds=600", "prune_structured.round_to=8", "openvino.precision=bf16"]
+    )
+    assert backends == {"tvm": {"tune_seconds": 600}, "openvino": {"precision": "bf16"}}
+    assert passes == {"prune_structured": {"round_to": 8}}
+    with pytest.raises(ConfigError, match=r"'nope' is not a backend"):
+        split_options(["nope.x=1"])

@@ -68,3 +68,16 @@ def test_errors_cosine_and_top1_on_known_values() -> None:
         m.value("psnr")
     with pytest.raises(ConfigError, match="shapes differ"):
         compare_outputs(ref[:1], [np.zeros((1, 3))])
+
+
+def test_one_bound_syntax_with_errors_that_say_how() -> None:
+    from edgeopt.metrics import parse_bound
+
+    assert parse_bound("iou>=0.98") == ("iou", 0.98)
+    assert parse_bound(" max_abs <= 1e-3 ") == ("max_abs", 1e-3)
+    with pytest.raises(ConfigError, match=r"unknown metric; known: max_abs, mean_abs, cosine"):
+        parse_bound("accuracy>=0.9")
+    with pytest.raises(ConfigError, match=r"bound max_abs as max_abs<=VALUE"):
+        parse_bound("max_abs>=0.1")
+    with pytest.raises(ConfigError, match=r"bound iou as iou>=VALUE"):
+        parse_bound("iou<=0.9")

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from edgeopt.errors import ConfigError
+from edgeopt.registry import backend_names, pass_names
 
-__all__ = ["TARGETS", "backend_options", "parse_shapes", "parse_target"]
+__all__ = ["TARGETS", "backend_options", "parse_shapes", "parse_target", "split_options"]
 
 TARGETS: dict[str, dict[str, Any]] = {
     "aarch64": {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "num-cores": 4},
@@ -71,6 +72,25 @@ def backend_options(items: Sequence[str], backend: str, known: Sequence[str]) ->
             key = rest
         out[key.strip()] = _value(value.strip())
     return out
+
+
+def split_options(items: Sequence[str]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """``-O`` items for several backends and passes: ({backend: opts}, {pass: opts}).
+
+    A key prefixed with a backend's or a pass's name goes to it; a bare key to every backend.
+
+    Raises:
+        ConfigError: An item that is not ``key=value``, or a prefix that names nothing.
+    """
+    backends, passes = backend_names(), pass_names()
+    by_backend = {b: backend_options(items, b, [*backends, *passes]) for b in backends}
+    by_pass: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        prefix, dot, rest = key.strip().partition(".")
+        if dot and prefix in passes:
+            by_pass.setdefault(prefix, {})[rest.strip()] = _value(value.strip())
+    return {b: o for b, o in by_backend.items() if o}, by_pass
 
 
 def parse_target(text: str | None) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""``edgeopt auto MODEL --bound iou>=0.98 --budget 15m``: the fastest faithful variant."""
+"""``edgeopt auto MODEL --bound 'iou>=0.98' --budget 15m``: the fastest faithful variant."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import typer
 
 from edgeopt.auto import CANDIDATES, AutoSettings, search, summary_rows
 from edgeopt.cli import _interface
+from edgeopt.cli._options import split_options
 from edgeopt.cli._output import console, print_table
 from edgeopt.errors import ConfigError
 
@@ -39,7 +40,19 @@ def auto(
     ),
     backend: list[str] = typer.Option([], "--backend", "-b", help="Backends (default: all)."),
     threads: list[int] = typer.Option([], "--threads", "-t", help="Thread counts (default 1, 2)."),
-    measure: float = typer.Option(20.0, "--measure-s", min=1, help="Interleaved measuring time."),
+    option: list[str] = typer.Option(
+        [],
+        "--option",
+        "-O",
+        help="Backend or pass option, prefixed with its name: -O tvm.tune_seconds=600, "
+        "-O prune_structured.round_to=8 (a bare key applies to every backend). Repeatable.",
+    ),
+    measure: float = typer.Option(
+        20.0, "--measure-s", min=1, help="Confirmation time (a third of it screens first)."
+    ),
+    finalists: int = typer.Option(
+        3, "--finalists", min=1, help="How many screened variants are confirmed."
+    ),
     data: str = typer.Option(
         "auto", "--data", help="Evaluation images: auto, builtin, a folder, a video."
     ),
@@ -51,6 +64,7 @@ def auto(
     person_channel: int | None = _interface.PERSON,
 ) -> None:
     """Try recipes x backends x threads; keep what meets the bound; measure; write the winner."""
+    backend_opts, pass_opts = split_options(option)
     settings = AutoSettings(
         bound=bound,
         budget_s=parse_duration(budget),
@@ -58,6 +72,9 @@ def auto(
         backends=tuple(backend) or None,
         threads=tuple(threads) or (1, 2),
         measure_s=measure,
+        finalists=finalists,
+        backend_options=backend_opts,
+        pass_options=pass_opts,
         data=data,
         interface=_interface.overrides(
             card, input_mean, input_std, input_order, output_activation, person_channel
@@ -67,7 +84,7 @@ def auto(
         result = search(model, out, settings, progress=lambda line: status.update(line))
     print_table(
         "edgeopt auto: every variant tried",
-        ("variant", "backend", "IoU", "status", "speed-up"),
+        ("variant", "backend", "IoU", "status", "screening", "speed-up"),
         summary_rows(result),
     )
     w = result.winner

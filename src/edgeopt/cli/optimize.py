@@ -31,8 +31,14 @@ def optimize(
     quantize: str | None = typer.Option(
         None, "--quantize", help="int8 quantization: 'dynamic' or 'static'."
     ),
+    bound: str | None = typer.Option(
+        None,
+        "--bound",
+        help="Accuracy-aware quantization: layers stay fp32 until this fidelity bound holds "
+        "(the syntax of auto's --bound: iou>=0.98, cosine>=0.999, max_abs<=1e-3).",
+    ),
     iou_bound: float | None = typer.Option(
-        None, "--iou-bound", help="Accuracy-aware quantization: keep layers fp32 until IoU >= this."
+        None, "--iou-bound", hidden=True, help="Same as --bound iou>=VALUE (older name)."
     ),
     prune: float | None = typer.Option(
         None, "--prune", help="Unstructured magnitude pruning: fraction of weights zeroed."
@@ -63,6 +69,8 @@ def optimize(
     ) or ort_layout
     if recipe is not None and flags:
         raise ConfigError("give either --recipe or inline pass flags, not both")
+    if bound is not None and iou_bound is not None:
+        raise ConfigError("give --bound or its older form --iou-bound, not both")
     if quantize is not None and quantize not in ("dynamic", "static"):
         raise ConfigError(f"--quantize must be 'dynamic' or 'static', got {quantize!r}")
     fields = _interface.overrides(
@@ -79,7 +87,7 @@ def optimize(
             prune_structured=prune_structured,
             fp16=fp16,
             ort_layout=ort_layout,
-            iou_bound=iou_bound,
+            bound=bound if iou_bound is None else f"iou>={iou_bound}",
             data=DataSettings(source=data),
         )
     with console.status("optimizing") as status:

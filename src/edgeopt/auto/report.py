@@ -1,0 +1,81 @@
+"""What ``edgeopt auto`` writes: the winner's model and settings, the comparison, the report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from edgeopt._fs import atomic_path, atomic_write_text
+from edgeopt.auto.settings import AutoResult, Outcome
+from edgeopt.bench.report import markdown, save_chart
+from edgeopt.bench.result import Comparison
+
+__all__ = ["summary_rows", "write_report"]
+
+
+def _x(value: float | None) -> str:
+    return f"{value:.2f}x" if value is not None else "-"
+
+
+def write_report(
+    out: Path,
+    winner: Outcome,
+    confirmed: Comparison,
+    screened: Comparison | None,
+    tried: Sequence[Outcome],
+) -> None:
+    """Write ``winner/`` (model.onnx, settings.json), ``comparison.*`` and ``report.md/json``."""
+    folder = out / "winner"
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "model.onnx") as tmp:
+        shutil.copyfile(winner.model, tmp)
+    settings = {"backend": winner.backend, "options": winner.options, "candidate": winner.candidate}
+    atomic_write_text(folder / "settings.json", json.dumps(settings, indent=2))
+    atomic_write_text(out / "comparison.json", confirmed.to_json())
+    if screened is not None:
+        atomic_write_text(out / "screening.json", screened.to_json())
+    save_chart(confirmed, out / "comparison.png", title="edgeopt auto: finalists vs ORT fp32")
+    lines = [
+        "# edgeopt auto",
+        "",
+        f"Winner: **{winner.name}** ({winner.backend}, {winner.options}, recipe {winner.candidate})"
+        f" — {_x(winner.speedup)} vs ORT fp32, confirmed against the baseline alone.",
+        "",
+        markdown(confirmed),
+        "## Every variant tried",
+        "",
+        "Screening measures every faithful variant together for a short time; the best are then",
+        "confirmed interleaved with the baseline alone (the speed-up column).",
+        "",
+        "| variant | backend | fidelity (IoU / cosine) | status | screening | speed-up |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in tried:
+        f = t.fidelity or {}
+        fid = (
+            f"{f.get('iou', float('nan')):.4f} / {f.get('cosine', float('nan')):.4f}" if f else "-"
+        )
+        lines.append(
+            f"| {t.name} | {t.backend} | {fid} | {t.status} | {_x(t.screen_speedup)} "
+            f"| {_x(t.speedup)} |"
+        )
+    atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+    atomic_write_text(
+        out / "report.json",
+        json.dumps(
+            {"winner": asdict(winner), "tried": [asdict(t) for t in tried]}, indent=2, default=str
+        ),
+    )
+
+
+def summary_rows(result: AutoResult) -> list[tuple[str, ...]]:
+    """Rows for a table of every variant: name, backend, IoU, status, screening, speed-up."""
+    rows: list[tuple[str, ...]] = []
+    for t in result.tried:
+        value = t.fidelity.get("iou") if t.fidelity else None
+        iou = f"{value:.4f}" if isinstance(value, float) and value == value else "-"
+        rows.append((t.name, t.backend, iou, t.status, _x(t.screen_speedup), _x(t.speedup)))
+    return rows

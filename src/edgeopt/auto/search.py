@@ -1,0 +1,375 @@
+"""The search: which recipe, backend and thread count runs fastest, faithfully.
+
+Each candidate recipe (the model as it is, simplified, fp16 weights, int8, structured pruning
+at the largest ratio inside the bound, and combinations) goes through the optimization pipeline;
+each surviving model runs on each available backend (OpenVINO also at the CPU's reduced
+precisions, TVM also tuned for its share of the budget) and thread count. A variant is kept only
+when its outputs meet the fidelity bound against the fp32 model on ONNX Runtime, measured on
+held-out data through the model's interface, on the backend that will run it.
+
+Then two measurements, as a careful person would do them: a short **screening** of every kept
+variant interleaved together (`edgeopt.bench.compare`, one worker process each), then a
+**confirmation** of the few best interleaved with the baseline alone. With 24 variants running
+in turns, a 2-thread variant shares the machine with 23 idle-spinning neighbours and a 1-thread
+one does not, so the screening ranks but only the confirmation is reported. A winner is declared
+only when its confirmed p10 speed-up is above 1.0; otherwise the baseline is written.
+
+Work is cached in ``OUT/cache``: optimized models by recipe, fidelity by variant. A search that
+was stopped, or that runs again with a larger budget, starts where the last one ended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from edgeopt._api import load
+from edgeopt._fs import atomic_write_text
+from edgeopt.artifact import ModelArtifact
+from edgeopt.auto.report import write_report
+from edgeopt.auto.settings import (
+    CANDIDATES,
+    PRUNE_RATIOS,
+    AutoResult,
+    AutoSettings,
+    Outcome,
+    meets,
+    parse_bound,
+)
+from edgeopt.backends.openvino import reduced_precisions
+from edgeopt.bench.fidelity import compare_outputs, mask_reader, run_outputs
+from edgeopt.bench.harness import BenchSettings, Variant, compare
+from edgeopt.bench.result import Comparison
+from edgeopt.errors import ConfigError, EdgeoptError
+from edgeopt.interface import infer_interface
+from edgeopt.metrics import MASK_METRICS
+from edgeopt.pipeline import data_feeds, run_pipeline
+from edgeopt.recipe import DataSettings, parse_recipe
+from edgeopt.registry import backend_names, get_backend
+
+__all__ = ["pick_winner", "search"]
+
+logger = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class _Search:
+    """The state one search shares between its steps."""
+
+    def __init__(self, model: str | os.PathLike[str], out: Path, settings: AutoSettings) -> None:
+        self.settings = settings
+        self.out = out
+        self.cache = out / "cache"
+        self.source: ModelArtifact = load(model)
+        self.data = DataSettings(evaluation_count=settings.evaluation_count, source=settings.data)
+        iface = infer_interface(self.source, settings.interface)
+        self.feeds = data_feeds(
+            self.source,
+            self.data,
+            self.data.evaluation_count,
+            self.data.seed + 1,
+            "evaluation",
+            iface,
+        )
+        self.to_mask = mask_reader(iface, self.feeds)
+        metric, _ = parse_bound(settings.bound)
+        if metric in MASK_METRICS and self.to_mask is None:
+            why = (
+                "the feeds are random" if self.feeds.random else "its interface has no mask output"
+            )
+            raise ConfigError(
+                f"the bound {settings.bound} needs a person mask, but {why}: give --data and the "
+                "interface flags (or --card), or bound an output metric such as cosine>=0.999"
+            )
+        self.output = iface.output_name if iface is not None else None
+        self.reference = run_outputs(self.source, self.feeds.feeds, output=self.output)
+        self.fid_path = self.cache / "fidelity.json"
+        self.fid_cache: dict[str, Any] = (
+            json.loads(self.fid_path.read_text()) if self.fid_path.is_file() else {}
+        )
+
+    def fidelity(
+        self, path: str | Path, backend: str, opts: dict[str, Any], note: Progress, name: str
+    ) -> dict[str, Any]:
+        """The variant's fidelity against the reference (cached), or ``{"error": ...}``."""
+        key = _key(
+            str(path),
+            Path(path).stat().st_size,
+            backend,
+            opts,
+            self.data.model_dump(),
+            self.output,
+        )
+        if key not in self.fid_cache:
+            note(f"checking fidelity: {name}" + (" (tuning TVM)" if "tune_seconds" in opts else ""))
+            try:
+                got = run_outputs(path, self.feeds.feeds, backend, opts, self.output)
+                self.fid_cache[key] = compare_outputs(self.reference, got, self.to_mask).to_dict()
+            except EdgeoptError as e:
+                self.fid_cache[key] = {"error": str(e)}
+            atomic_write_text(self.fid_path, json.dumps(self.fid_cache))
+        result: dict[str, Any] = self.fid_cache[key]
+        return result
+
+    def optimized(self, name: str, passes: list[dict[str, Any]], note: Progress) -> tuple[str, str]:
+        """The candidate's model file (from the cache when it is there), and its status."""
+        if not passes:
+            return str(self.source.path), "ok"
+        digest = _key(self.source.sha256(), passes, self.data.model_dump(), self.settings.interface)
+        folder = self.cache / "models" / f"{name}-{digest}"
+        if (folder / "model.onnx").is_file() and (folder / "report.json").is_file():
+            return str(folder / "model.onnx"), "ok"
+        note(f"optimizing: {name}")
+        recipe = parse_recipe(
+            {
+                "passes": passes,
+                "data": self.data.model_dump(),
+                "interface": self.settings.interface,
+            },
+            name,
+        )
+        tmp = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            report = run_pipeline(self.source, recipe, tmp)
+        except EdgeoptError as e:
+            return str(self.source.path), f"recipe failed: {e}"
+        if not any(s.applied for s in report.steps):
+            shutil.rmtree(tmp, ignore_errors=True)
+            return str(self.source.path), "no pass applied"
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+        return str(folder / "model.onnx"), "ok"
+
+    def prune_ratio(self, note: Progress) -> tuple[float | None, str]:
+        """The largest of `PRUNE_RATIOS` whose pruned model meets the bound on ORT."""
+        best: float | None = None
+        why = ""
+        for ratio in PRUNE_RATIOS:
+            passes = [self.step({"name": "prune_structured"}, ratio)]
+            path, status = self.optimized(f"pruned-{ratio:g}", passes, note)
+            if status == "no pass applied":  # too few channels to remove any at this ratio
+                why = why or f"pruning at {ratio:g} removes no channel"
+                continue
+            if status != "ok":
+                why = f"pruning at {ratio:g}: {status}"
+                break
+            fid = self.fidelity(path, "onnxruntime", {}, note, f"pruned-{ratio:g}@onnxruntime")
+            ok, status = meets(self.settings.bound, fid) if "error" not in fid else (False, "")
+            if not ok:
+                why = f"pruning at {ratio:g} {status or fid['error']}"
+                break
+            best = ratio
+        if best is not None:
+            note(f"structured pruning: {best:g} is the largest ratio inside {self.settings.bound}")
+        return best, why
+
+    def passes(self, candidate: str, ratio: float | None) -> list[dict[str, Any]]:
+        """The candidate's passes with the user's pass options and the pruning ratio found."""
+        return [self.step(step, ratio) for step in CANDIDATES[candidate]]
+
+    def step(self, step: dict[str, Any], ratio: float | None) -> dict[str, Any]:
+        """One pass of a recipe, with the user's options (and the pruning ratio) added."""
+        options = {**step.get("options", {}), **self.settings.pass_options.get(step["name"], {})}
+        if step["name"] == "prune_structured":
+            options["ratio"] = ratio
+        return {**step, "options": options}
+
+
+def search(
+    model: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    settings: AutoSettings | None = None,
+    progress: Progress | None = None,
+) -> AutoResult:
+    """Find the fastest variant of ``model`` that meets the fidelity bound.
+
+    Args:
+        model: The fp32 model (``.onnx`` or ``.tflite``).
+        out_dir: Output folder: ``winner/``, ``report.md``/``.json``, ``comparison.*``
+            (the confirmation), ``screening.json``, ``cache/``.
+        settings: Bound, budget, candidates, backends, threads.
+        progress: Called with one line per step.
+
+    Raises:
+        ConfigError: A bad bound, an unknown candidate or backend.
+        ModelLoadError: A bad model. BenchmarkError: the baseline could not be measured.
+    """
+    settings = settings or AutoSettings()
+    note = progress or (lambda line: logger.info("%s", line))
+    parse_bound(settings.bound)
+    unknown = [c for c in settings.candidates if c not in CANDIDATES]
+    if unknown:
+        raise ConfigError(f"unknown candidate(s) {unknown}; known: {', '.join(CANDIDATES)}")
+    started = time.monotonic()
+    names = settings.backends or tuple(backend_names())
+    backends = [b for b in names if get_backend(b).is_available()]
+    for b in set(names) - set(backends):
+        note(f"skipping backend {b}: {get_backend(b).install_hint}")
+    run = _Search(model, Path(out_dir), settings)
+    # The budget is a hard cap: the search stops early enough for both measurements (and
+    # their workers' start-up) to fit in it too.
+    deadline = started + settings.budget_s - (settings.screen_s + settings.measure_s) * 1.5 - 10.0
+    tried = _variants(run, backends, deadline, note)
+    measured = [t for t in tried if t.status == "measured"]
+    baseline = Variant(name="baseline: ORT fp32", model=str(run.source.path))
+    screened: Comparison | None = None
+    finalists = measured
+    if len(measured) > settings.finalists:
+        note(f"screening {len(measured) + 1} variants interleaved for {settings.screen_s:.0f} s")
+        screened = _measure(baseline, measured, settings.screen_s)
+        tried = _with_speedups(tried, screened, screening=True)
+        ranked = sorted(
+            (t for t in tried if t.screen_speedup is not None),
+            key=lambda t: t.screen_speedup or 0.0,
+            reverse=True,
+        )
+        finalists = ranked[: settings.finalists]
+        chosen = {t.name for t in finalists}
+        tried = [
+            replace(t, status="screened out")
+            if t.status == "measured" and t.name not in chosen
+            else t
+            for t in tried
+        ]
+    note(
+        f"confirming {len(finalists)} variant(s) against the baseline alone for "
+        f"{settings.measure_s:.0f} s"
+        if finalists
+        else f"no variant meets {settings.bound}: measuring the baseline alone"
+    )
+    confirmed = _measure(baseline, finalists, settings.measure_s)
+    tried = _with_speedups(tried, confirmed, screening=False)
+    base = Outcome(
+        baseline.name,
+        "fp32",
+        "onnxruntime",
+        {},
+        str(run.source.path),
+        compare_outputs(run.reference, run.reference, run.to_mask).to_dict(),
+        "measured",
+        1.0,
+    )
+    tried.insert(0, base)  # the baseline competes too: when nothing beats it, it wins
+    best = pick_winner(tried, confirmed)
+    winner = best or base
+    write_report(run.out, winner, confirmed, screened, tried)
+    if best is not None:
+        lo = confirmed.speedup(winner.name)[1]
+        note(f"winner: {winner.name}, {winner.speedup:.2f}x (p10 {lo:.2f}x) vs ORT fp32")
+    else:
+        note("no significant win: no variant's p10 speed-up is above 1.0; wrote the baseline")
+    return AutoResult(winner=winner, tried=tuple(tried), comparison=confirmed, output=run.out)
+
+
+def _variants(
+    run: _Search, backends: Sequence[str], deadline: float, note: Progress
+) -> list[Outcome]:
+    """Every variant with its fidelity and status ("measured": it meets the bound)."""
+    settings = run.settings
+    ratio, prune_why = None, ""
+    if any(c.startswith("pruned") for c in settings.candidates):
+        ratio, prune_why = run.prune_ratio(note)
+    tried: list[Outcome] = []
+    for cand in settings.candidates:
+        if time.monotonic() > deadline:
+            path, status = str(run.source.path), "over budget"
+        elif cand.startswith("pruned") and ratio is None:
+            path, status = str(run.source.path), f"no pruning ratio inside the bound ({prune_why})"
+        else:
+            path, status = run.optimized(cand, run.passes(cand, ratio), note)
+        for backend, extra, tag in _backend_variants(backends, settings):
+            for threads in settings.threads:
+                opts = {**settings.backend_options.get(backend, {}), **extra, "threads": threads}
+                name = f"{cand}@{backend}{tag}-{threads}t"
+                t = Outcome(name, cand, backend, opts, path, None, status)
+                left = deadline - time.monotonic()
+                if left <= 0 or ("tune_seconds" in opts and opts["tune_seconds"] > left):
+                    tried.append(replace(t, status="over budget"))
+                elif status != "ok":
+                    tried.append(t)
+                elif backend == "litert" and CANDIDATES[cand]:
+                    # LiteRT runs the original .tflite: it cannot run an optimized ONNX model.
+                    why = "skipped: litert runs only the original .tflite, not this candidate"
+                    tried.append(replace(t, status=why))
+                else:
+                    tried.append(_checked(run, t, note))
+    return tried
+
+
+def _checked(run: _Search, t: Outcome, note: Progress) -> Outcome:
+    fid = run.fidelity(t.model, t.backend, t.options, note, t.name)
+    if "error" in fid:
+        return replace(t, status=fid["error"])
+    ok, status = meets(run.settings.bound, fid)
+    opts = t.options
+    if "tune_seconds" in opts:  # tuned once above; the benchmark reuses its records
+        opts = {k: v for k, v in opts.items() if k != "tune_seconds"} | {"use_database": True}
+    return replace(t, options=opts, fidelity=fid, status="measured" if ok else status)
+
+
+def _measure(baseline: Variant, chosen: Sequence[Outcome], seconds: float) -> Comparison:
+    variants = [baseline] + [
+        Variant(name=t.name, model=t.model, backend=t.backend, options=t.options) for t in chosen
+    ]
+    return compare(variants, BenchSettings(warmup=10, runs=None, seconds=seconds))
+
+
+def _with_speedups(tried: list[Outcome], result: Comparison, screening: bool) -> list[Outcome]:
+    """``tried`` with the speed-ups of ``result`` (a variant that failed there says why)."""
+    out = []
+    for t in tried:
+        if t.name in result.failures:
+            t = replace(t, status=f"failed: {result.failures[t.name]}")
+        elif t.name in result.speedups and t.name != result.baseline.name:
+            median = result.speedup(t.name)[0]
+            t = replace(t, screen_speedup=median) if screening else replace(t, speedup=median)
+        out.append(t)
+    return out
+
+
+def _backend_variants(
+    backends: Sequence[str], settings: AutoSettings
+) -> list[tuple[str, dict[str, Any], str]]:
+    """(backend, extra options, name tag) to try: each backend as given, plus OpenVINO at each
+    reduced precision this CPU has (admitted only under the fidelity bound, like any variant)."""
+    out: list[tuple[str, dict[str, Any], str]] = []
+    for backend in backends:
+        out.append((backend, {}, ""))
+        given = settings.backend_options.get(backend, {})
+        if backend == "openvino" and settings.reduced_precision and "precision" not in given:
+            out += [(backend, {"precision": p}, f"-{p}") for p in reduced_precisions()]
+        if backend == "tvm" and settings.tvm_tune_share > 0 and "tune_seconds" not in given:
+            # The share is the whole search's: split between the candidate models.
+            share = settings.tvm_tune_share * settings.budget_s / max(1, len(settings.candidates))
+            out.append((backend, {"tune_seconds": share}, f"-tuned{share:.0f}s"))
+    return out
+
+
+def pick_winner(tried: Sequence[Outcome], comparison: Comparison) -> Outcome | None:
+    """The fastest confirmed variant whose win is significant, or None.
+
+    A win counts only when it holds in 9 rounds of 10: the p10 of its per-round speed-ups
+    over the baseline must be above 1.0 (a median of 1.15x with a p10 of 0.56x is noise).
+    """
+    significant = [
+        t
+        for t in tried
+        if t.speedup is not None
+        and t.name in comparison.speedups
+        and t.name != comparison.baseline.name
+        and comparison.speedup(t.name)[1] > 1.0
+    ]
+    return max(significant, key=lambda t: t.speedup or 0.0) if significant else None
