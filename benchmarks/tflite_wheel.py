@@ -15,6 +15,11 @@ logits, LiteRT's reference kernels the farthest, ONNX Runtime up to 1.4. The net
 rounding: its last convolution weighs its [0, 6] input by sum |w| = 503, and a one-ulp change
 of the input image alone moves the logits by 0.01 (6 inputs; 2-core Xeon VM, 2026-12-01).
 
+face_landmark_with_attention converts, but LiteRT's Python interpreter lacks its three MediaPipe
+custom operators and cannot run it. Against the same float64 evaluation, with those operators
+transcribed from MediaPipe's kernels, its 7 outputs agree to 8e-7 of their range (same inputs,
+same machine and date); tests/frontends checks each operator on its own.
+
     python benchmarks/tflite_wheel.py [--wheel mediapipe-0.10.14-....whl]
 """
 
@@ -91,7 +96,12 @@ def compare(path: Path, data: bytes) -> tuple[str, str, str, str]:
         return f"not converted: {e}", "-", "-", "-"
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     interp = Interpreter(model_content=data)
-    interp.allocate_tensors()
+    try:
+        interp.allocate_tensors()
+    except RuntimeError as e:  # face_landmark_with_attention: MediaPipe's own custom ops
+        # tests/frontends checks those ops against a transcription of MediaPipe's kernels.
+        first = str(e).strip().splitlines()[0]
+        return f"converted; LiteRT cannot run the original ({first})", "-", "-", "-"
     reference: Interpreter | None = Interpreter(
         model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF
     )
