@@ -22,6 +22,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import tflite
+from flatbuffers import flexbuffers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -905,3 +906,109 @@ def test_every_unsupported_op_is_listed_at_once(tmp_path: Path) -> None:
     data = build_tflite(tensors, ops, [0], [3])
     with pytest.raises(UnsupportedOpError, match=r"'CEIL, FLOOR' at node 1.*CEIL x1, FLOOR x1"):
         convert_bytes(tmp_path, data)
+
+
+# -- MediaPipe's landmark custom operators (face_landmark_with_attention) -------------------
+# LiteRT's Python interpreter does not have them: the reference is a float64 transcription of
+# MediaPipe's kernels (loops, as the C++ does it), independent of the ONNX decomposition.
+
+
+def mp_matrix(lm: np.ndarray, opts: dict[str, Any]) -> np.ndarray:
+    """Landmarks2TransformMatrix (version 2)."""
+    p = lm.reshape(-1, 3).astype(np.float64)
+    left, right = opts["left_rotation_idx"], opts["right_rotation_idx"]
+    phi = np.arctan2(p[right, 1] - p[left, 1], p[right, 0] - p[left, 0])
+    r = opts["target_rotation_radians"] - phi
+    rot = np.array([[np.cos(r), -np.sin(r)], [np.sin(r), np.cos(r)]])
+    pts = p[opts["subset_idxs"], :2] @ rot.T
+    hi, lo = pts.max(0), pts.min(0)
+    centre = rot.T @ ((hi + lo) / 2)
+
+    def shift(x: float, y: float) -> np.ndarray:
+        return np.array([[1, 0, 0, x], [0, 1, 0, y], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+
+    back = np.eye(4)
+    back[:2, :2] = rot.T
+    w, h = opts["output_width"], opts["output_height"]
+    scale = np.diag([opts["scale_x"] * (hi - lo)[0] / w, opts["scale_y"] * (hi - lo)[1] / h, 1, 1])
+    return (shift(*centre) @ back @ scale @ shift(-w / 2, -h / 2))[None]
+
+
+def mp_transform_landmarks(pts: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """TransformLandmarks (version 2): x and y through the matrix, z kept."""
+    m, out = m.reshape(4, 4), pts.astype(np.float64)
+    for k in range(pts.shape[1]):
+        x, y = pts[0, k, 0], pts[0, k, 1]
+        out[0, k, :2] = m[0, 0] * x + m[0, 1] * y + m[0, 3], m[1, 0] * x + m[1, 1] * y + m[1, 3]
+    return out
+
+
+def mp_transform_tensor(x: np.ndarray, m: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """TransformTensorBilinear (version 2): 0 outside the input, bilinear inside."""
+    rows = m.reshape(4, 4)[:2].astype(np.float64)
+    rows[:, 3] += rows[:, 0] * 0.5 + rows[:, 1] * 0.5 - 0.5  # MediaPipe's corner correction
+    _, h, w, c = x.shape
+    out = np.zeros((1, out_h, out_w, c))
+
+    def read(i: int, j: int) -> np.ndarray:
+        return x[0, i, j] if 0 <= i < h and 0 <= j < w else np.zeros(c)
+
+    for oy in range(out_h):
+        for ox in range(out_w):
+            tx, ty = rows @ np.array([ox, oy, 0.0, 1.0])
+            if tx < 0 or tx > w - 1 or ty < 0 or ty > h - 1:
+                continue
+            fx, fy = int(np.floor(tx)), int(np.floor(ty))
+            rx, ry = tx - fx, ty - fy
+            upper = (1 - rx) * read(fy, fx) + rx * read(fy, fx + 1)
+            lower = (1 - rx) * read(fy + 1, fx) + rx * read(fy + 1, fx + 1)
+            out[0, oy, ox] = ry * lower + (1 - ry) * upper
+    return out
+
+
+@pytest.mark.parametrize(("left", "right", "target"), [(0, 5, 0.0), (2, 7, 0.4), (3, 3, 0.0)])
+def test_mediapipe_landmark_ops_match_their_kernels(
+    tmp_path: Path, left: int, right: int, target: float
+) -> None:
+    opts = {
+        "left_rotation_idx": left,
+        "right_rotation_idx": right,
+        "subset_idxs": [1, 4, 6, 8, 9, 11, 2],  # odd: MediaPipe pairs the last with itself
+        "target_rotation_radians": target,
+        "output_height": 4,
+        "output_width": 5,
+        "scale_x": 1.5,
+        "scale_y": 1.25,
+    }
+    tensors = [
+        T("landmarks", [1, 12, 3]),
+        T("features", [1, 6, 7, 3]),
+        T("points2", [1, 5, 2]),
+        T("points3", [1, 5, 3]),
+        T("matrix", [1, 4, 4]),
+        T("crop", [1, 4, 5, 3]),
+        T("moved2", [1, 5, 2]),
+        T("moved3", [1, 5, 3]),
+    ]
+    crop = {"output_height": 4, "output_width": 5}
+    ops = [
+        Op("Landmarks2TransformMatrix", [0], [4], custom=flexbuffers.Dumps(opts)),
+        Op("TransformTensorBilinear", [1, 4], [5], custom=flexbuffers.Dumps(crop)),
+        Op("TransformLandmarks", [2, 4], [6]),
+        Op("TransformLandmarks", [3, 4], [7]),
+    ]
+    data = build_tflite(tensors, ops, [0, 1, 2, 3], [4, 5, 6, 7])
+    rng = np.random.default_rng(left)
+    landmarks = (rng.random((1, 12, 3)) * [8, 7, 1]).astype(np.float32)
+    features, p2, p3 = rand(1, 6, 7, 3), rand(1, 5, 2, seed=1), rand(1, 5, 3, seed=2)
+    model = convert_bytes(tmp_path, data)
+    assert "GridSample" in op_types(model)
+    matrix, warped, moved2, moved3 = run_onnx(model, landmarks, features, p2, p3)
+    want = mp_matrix(landmarks, opts)
+    np.testing.assert_allclose(matrix, want, atol=1e-5)
+    # The reference warps with the converted matrix, so each operator is checked on its own.
+    want_crop = mp_transform_tensor(features, matrix, 4, 5)
+    assert (want_crop == 0).all(axis=-1).any() and (want_crop != 0).any()  # crosses the edge
+    np.testing.assert_allclose(warped, want_crop, atol=1e-5)
+    np.testing.assert_allclose(moved2, mp_transform_landmarks(p2, matrix), atol=1e-5)
+    np.testing.assert_allclose(moved3, mp_transform_landmarks(p3, matrix), atol=1e-5)

@@ -2,8 +2,9 @@
 
 Each converter turns one TFLite operator into ONNX nodes and is registered under the
 operator's name with :func:`converter`; the converters live in `_tflite_nn` (convolutions,
-pooling, ...) and `_tflite_tensors` (constants, element-wise and shape operators): adding an
-operator means adding one function there.
+pooling, ...), `_tflite_tensors` (constants, element-wise and shape operators) and
+`_tflite_mediapipe` (MediaPipe's landmark custom operators): adding an operator means adding
+one function there.
 Custom operators are registered as ``"CUSTOM:<custom_code>"``.
 
 Layouts: a rank-4 TFLite activation is NHWC. ONNX's Conv, pooling and Resize want NCHW, so

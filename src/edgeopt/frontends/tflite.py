@@ -39,7 +39,9 @@ import tflite
 from onnx import TensorProto, helper
 
 from edgeopt.errors import ConfigError, EdgeoptError, ModelLoadError, UnsupportedOpError
-from edgeopt.frontends import _tflite_nn, _tflite_tensors  # noqa: F401  (they register converters)
+
+# Imported for their side effect: they register their converters.
+from edgeopt.frontends import _tflite_mediapipe, _tflite_nn, _tflite_tensors  # noqa: F401
 from edgeopt.frontends._tflite_ops import (
     ARITY,
     CF,
