@@ -15,7 +15,8 @@ import argparse
 
 from edgeopt import zoo
 from edgeopt.bench import BenchSettings, Variant, compare
-from edgeopt.bench.remote import loopback_device, measure_remote
+from edgeopt.bench.remote import measure_remote
+from edgeopt.bench.rpc import loopback_device
 
 
 def main() -> None:

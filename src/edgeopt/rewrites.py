@@ -1,8 +1,8 @@
 """Exact graph rewrites shared by the ort_layout pass and the TVM backend.
 
 They let ONNX Runtime keep more of a CNN in its blocked layout (the ``ort_layout`` pass runs
-them all); the TVM backend runs ``resize_conv_swap`` before its Relax import. Also here: the
-exact opset upgrade both need.
+them all); the TVM backend runs ``resize_conv_swap`` and ``ResizeSizesOnly`` before its Relax
+import (`prepare_for_tvm`). Also here: the exact opset upgrade both need.
 
 ONNX Runtime's ``NchwcTransformer`` (CPUs with AVX2/AVX-512) runs Conv, pooling, Add, Mul,
 Relu/Sigmoid, Concat and integer-scale Resize in a channel-blocked layout ("NCHWc", 8 or 16
@@ -66,7 +66,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.errors import ConfigError
 
-__all__ = ["OrtLayoutOptions", "default_opset", "rewrite", "upgrade_opset"]
+__all__ = [
+    "OrtLayoutOptions",
+    "default_opset",
+    "prepare_for_tvm",
+    "rewrite",
+    "upgrade_opset",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -376,6 +382,61 @@ class TransposeToReshape(_Rule):
         target = np.array([shape[p] for p in perm], np.int64)
         self.matched.append(f"Transpose -> {out.name}")
         return op.Reshape(x, op.initializer(ir.tensor(target), name=_fresh(out, "shape")))
+
+
+class ResizeSizesOnly(_Rule):
+    """A Resize given both ``scales`` and ``sizes``, its ``scales`` empty -> ``sizes`` alone.
+
+    tf2onnx writes an empty ``scales`` tensor beside ``sizes``; ORT then uses ``sizes``, but the
+    spec allows only one and TVM's importer refuses the node ("Only one of scales and sizes can
+    be provided"). Dropping the empty input is exact: the output size is the same.
+    """
+
+    option = "resize_sizes_only"
+
+    def pattern(
+        self, op: Any, x: ir.Value, roi: ir.Value, scales: ir.Value, sizes: ir.Value
+    ) -> Any:
+        return op.Resize(x, roi, scales, sizes, _outputs=["out"])
+
+    def check(
+        self,
+        context: Any,
+        x: ir.Value,
+        roi: ir.Value,
+        scales: ir.Value,
+        sizes: ir.Value,
+        out: ir.Value,
+    ) -> MatchResult:
+        value = _constant(scales)
+        if value is None or value.size != 0:
+            return self.unrelated("the Resize's scales are not an empty constant")
+        return MatchResult()
+
+    def rewrite(
+        self, op: Any, x: ir.Value, roi: ir.Value, scales: ir.Value, sizes: ir.Value, out: ir.Value
+    ) -> Any:
+        resize = out.producer()
+        assert resize is not None
+        self.matched.append(f"Resize -> {out.name}")
+        attrs = {k: a.value for k, a in resize.attributes.items()}
+        return op.Resize(x, roi, None, sizes, **attrs)
+
+
+def prepare_for_tvm(
+    model: onnx.ModelProto, swap_convs: bool = True
+) -> tuple[onnx.ModelProto, dict[str, int]]:
+    """``model`` ready for TVM's Relax importer: what ORT runs but the importer refuses made
+    standard (`ResizeSizesOnly`) and, with ``swap_convs``, 1x1 convs moved before upsamplings
+    (`ResizeConvSwap`: they then run at the low resolution). Returns the model and the count
+    of each rule."""
+    counts: dict[str, int] = {}
+    rules: list[_Rule] = (
+        [ResizeSizesOnly(), ResizeConvSwap()] if swap_convs else [ResizeSizesOnly()]
+    )
+    for rule in rules:
+        model, counts[rule.option] = _apply(model, rule)
+    return model, counts
 
 
 # In the order they run: the input conv first (its Transpose would hide the conv from the

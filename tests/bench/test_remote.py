@@ -22,13 +22,8 @@ from edgeopt.artifact import load_onnx
 from edgeopt.backends.base import random_feeds
 from edgeopt.backends.tvm import TvmBackend
 from edgeopt.bench import BenchSettings, Comparison
-from edgeopt.bench.remote import (
-    RemoteDevice,
-    connect,
-    loopback_device,
-    measure_remote,
-    parse_address,
-)
+from edgeopt.bench.remote import measure_remote
+from edgeopt.bench.rpc import RemoteDevice, connect, loopback_device, parse_address
 from edgeopt.cli.main import app
 from edgeopt.errors import BenchmarkError, ConfigError
 

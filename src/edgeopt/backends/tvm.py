@@ -30,14 +30,12 @@ TVM is imported only when a model is compiled or loaded, never to list backends.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import logging
 import os
 import platform
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -47,20 +45,26 @@ from pydantic import Field
 from edgeopt._fs import atomic_path, atomic_write_text, cache_dir, file_sha256
 from edgeopt.artifact import ModelArtifact, TensorSpec
 from edgeopt.backends.base import BackendOptions, check_feeds, parse_options
+from edgeopt.backends.tvm_errors import map_tvm_error, tvm_errors, unsupported_op
 from edgeopt.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigError,
-    EdgeoptError,
-    UnsupportedOpError,
 )
+from edgeopt.rewrites import prepare_for_tvm
 
-__all__ = ["TvmBackend", "TvmCompiledModel", "TvmOptions", "default_cache_dir", "host_target"]
+__all__ = [
+    "TvmBackend",
+    "TvmCompiledModel",
+    "TvmOptions",
+    "default_cache_dir",
+    "host_target",
+    "machine_of",
+]
 
 log = logging.getLogger(__name__)
 
 _META = "edgeopt-tvm.json"
-_NOT_SUPPORTED = re.compile(r"operators are not supported for frontend ONNX:\s*([^\n]+)")
 _ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
 
@@ -103,26 +107,6 @@ class TvmOptions(BackendOptions):
     )
 
 
-def map_tvm_error(
-    error: BaseException, what: str, kind: type[EdgeoptError] = BackendError
-) -> EdgeoptError:
-    """The one place TVM's errors (raised through its FFI as TVMError, ValueError, ...) become
-    ours, as httpx maps its transport errors: ours pass through, the rest become ``kind``."""
-    if isinstance(error, EdgeoptError):
-        return error
-    first = str(error).strip().splitlines()
-    return kind(f"{what}: {first[-1] if first else type(error).__name__}")
-
-
-@contextlib.contextmanager
-def tvm_errors(what: str, kind: type[EdgeoptError] = BackendError) -> Iterator[None]:
-    """Run a block of TVM calls; any error but ours leaves as one `map_tvm_error`."""
-    try:
-        yield
-    except Exception as e:
-        raise map_tvm_error(e, what, kind) from e
-
-
 def _tvm() -> Any:
     try:
         import tvm  # type: ignore[import-untyped]
@@ -146,9 +130,15 @@ def host_target(threads: int | None = None) -> dict[str, Any]:
     return target
 
 
+def machine_of(triple: str) -> str:
+    """The machine an LLVM triple is for (``aarch64-linux-gnu`` -> ``aarch64``); "" for ""."""
+    head = triple.split("-")[0]
+    return _ARCH.get(head, head)
+
+
 def _arch_of(target: Mapping[str, Any]) -> str:
     triple = str(target.get("mtriple", ""))
-    return _ARCH.get(triple.split("-")[0], triple.split("-")[0]) if triple else _host_arch()
+    return machine_of(triple) if triple else _host_arch()
 
 
 def _host_arch() -> str:
@@ -258,66 +248,6 @@ class TvmCompiledModel:
         return directory
 
 
-def _unsupported(e: Exception, model: ModelArtifact) -> UnsupportedOpError | None:
-    match = _NOT_SUPPORTED.search(str(e))
-    if not match:
-        return None
-    op = match.group(1).split(",")[0].strip()
-    node: str | int = "?"
-    graph = model.proto().graph
-    for i, n in enumerate(graph.node):
-        if n.op_type == op:
-            node = n.name or i
-            if n.domain not in ("", "ai.onnx"):
-                op = f"{n.domain}:{n.op_type}"
-            break
-    return UnsupportedOpError(
-        op,
-        node,
-        str(model.path),
-        hint="TVM's Relax ONNX frontend has no converter for it; "
-        "convert the model without it or use another backend",
-    )
-
-
-def normalize_for_import(proto: Any) -> int:
-    """Rewrite, in place, what ORT runs but TVM's ONNX importer refuses; returns the count.
-
-    A Resize given both ``scales`` and ``sizes`` (tf2onnx writes an empty ``scales`` tensor
-    beside ``sizes``) makes the importer fail with "Only one of scales and sizes can be
-    provided". ORT uses ``sizes`` then; the spec allows only one, so ``scales`` is dropped
-    (exact: the output size is the same).
-    """
-    import numpy as np
-    from onnx import numpy_helper
-
-    consts = {t.name: t for t in proto.graph.initializer}
-    for n in proto.graph.node:
-        if n.op_type == "Constant" and n.output:
-            for a in n.attribute:
-                if a.name == "value" and a.HasField("t"):
-                    consts[n.output[0]] = a.t
-    changed = 0
-    for n in proto.graph.node:
-        if n.op_type == "Resize" and len(n.input) >= 4 and n.input[2] and n.input[3]:
-            scales = consts.get(n.input[2])
-            if scales is not None and np.asarray(numpy_helper.to_array(scales)).size == 0:
-                n.input[2] = ""
-                changed += 1
-    return changed
-
-
-def _onnx_rewrites(proto: Any) -> Any:
-    # A 1x1 conv after an upsampling runs before it, at the low resolution (exact; see
-    # edgeopt.rewrites). The other ort_layout rewrites target ORT's blocked layout.
-    from edgeopt.rewrites import OrtLayoutOptions, rewrite
-
-    options = OrtLayoutOptions(
-        se_broadcast=False, resize_conv_swap=True, nhwc_input_conv=False, transpose_to_reshape=False
-    )
-    return rewrite(proto, options)[0]
-
-
 class TvmBackend:
     """The Apache TVM (Relax + MetaSchedule) CPU backend."""
 
@@ -356,14 +286,11 @@ class TvmBackend:
         from tvm import relax
         from tvm.relax.frontend.onnx import from_onnx  # type: ignore[import-untyped]
 
-        proto = model.proto()
-        normalize_for_import(proto)
-        if options.rewrite:
-            proto = _onnx_rewrites(proto)
+        proto, _ = prepare_for_tvm(model.proto(), swap_convs=options.rewrite)
         try:
             mod = from_onnx(proto, keep_params_in_input=False)
         except Exception as e:
-            unsupported = _unsupported(e, model)
+            unsupported = unsupported_op(e, model)
             if unsupported is not None:
                 raise unsupported from e
             raise BackendError(f"tvm could not import {model.path}: {e}") from e

@@ -23,7 +23,7 @@ from typing import Any
 from edgeopt.artifact import ModelArtifact, load_onnx
 from edgeopt.backends.base import parse_options
 from edgeopt.backends.tvm import TvmBackend, TvmOptions, default_cache_dir
-from edgeopt.bench.remote import RemoteDevice, connect, resolve_target
+from edgeopt.bench.rpc import RemoteDevice, connect, target_for_device
 from edgeopt.errors import BenchmarkError, ConfigError
 
 __all__ = ["RemoteTuneReport", "tune_remote"]
@@ -80,7 +80,7 @@ def tune_remote(
     backend = TvmBackend()
     opts = parse_options(TvmOptions, options, backend.name)
     session = connect(device)  # checks the device is there, and asks its target
-    target_dict = resolve_target(session, device, opts)
+    target_dict = target_for_device(session, device, opts)
     del session  # MetaSchedule's runner asks the tracker for sessions of its own
     t0 = time.monotonic()
     try:

@@ -162,7 +162,8 @@ def _remote(
         raise ConfigError("give both --remote HOST:PORT and --key KEY, e.g. --key rasp4")
     if len(threads) > 1:
         raise ConfigError("--remote measures one thread count; give --threads once at most")
-    from edgeopt.bench.remote import RemoteDevice, measure_remote, parse_address
+    from edgeopt.bench.remote import measure_remote
+    from edgeopt.bench.rpc import RemoteDevice, parse_address
 
     host, port = parse_address(remote)
     options = {"threads": threads[0]} if threads else {}
