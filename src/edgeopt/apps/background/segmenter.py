@@ -175,6 +175,7 @@ class Segmenter:
         self._prev: np.ndarray | None = None
         self._last_mask: np.ndarray | None = None
         self._mask: np.ndarray | None = None
+        self._small: np.ndarray | None = None
         self._frame = 0
         self._last_thumb: np.ndarray | None = None
         self.model_runs = 0
@@ -235,10 +236,20 @@ class Segmenter:
             sigma = opts.feather * small.shape[1] / width
             if sigma >= 0.3:
                 small = cv2.GaussianBlur(small, (0, 0), sigma)
+        self._small = small
         if self._mask is None or self._mask.shape != (height, width):
             self._mask = np.empty((height, width), np.uint8)
         # Upscaling into a reused buffer: a fresh 1 MB array per frame costs page faults.
         return cv2.resize(small, (width, height), self._mask, interpolation=cv2.INTER_LINEAR)
+
+    @property
+    def small_mask(self) -> np.ndarray | None:
+        """The model-resolution uint8 mask that the last mask is the bilinear upscale of.
+
+        The compositor reads the mask's extremes per tile from it almost free; None when there
+        is none (no mask yet, or one refined at full resolution).
+        """
+        return self._small
 
     def segment(
         self, frame: np.ndarray, order: Order = "BGR", times: StageTimes | None = None
