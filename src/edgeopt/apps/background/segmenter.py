@@ -102,7 +102,7 @@ class SegmenterOptions(BaseModel):
     refine: Literal["none", "guided"] = Field(
         default="none",
         description="Edge refinement of the upscaled mask: 'guided' snaps it to the frame's "
-        "edges (fast guided filter, about 1 ms at 720p); 'none': off.",
+        "edges (fast guided filter, 3-6 ms at 720p); 'none': off.",
     )
 
 
