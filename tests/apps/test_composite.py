@@ -11,6 +11,7 @@ import pytest
 
 from edgeopt.apps.background import Compositor, EffectOptions, blend, parse_effect
 from edgeopt.apps.background.composite import cover_resize, parse_color
+from edgeopt.apps.background.sample import sample_frames
 from edgeopt.errors import ConfigError
 
 
@@ -125,3 +126,57 @@ def test_blur_leaves_no_halo_of_the_person_colour() -> None:
     old = (frame * a + plain * (1 - a)).astype(np.uint8)
     assert (old[..., 2].astype(int) - old[..., 1].astype(int))[far].max() > 40
     assert np.array_equal(out[mask == 255], frame[mask == 255])  # the person is untouched
+
+
+def _scene(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A frame of the sample clip (real texture), a soft person mask and the model-resolution
+    mask it is upscaled from."""
+    h, w = size
+    frame = next(sample_frames(size, 1))
+    small = np.zeros((64, 64), np.uint8)
+    cv2.ellipse(small, (30, 40), (14, 30), 0, 0, 360, 255, -1)
+    small = cv2.GaussianBlur(small, (0, 0), 1.2)
+    mask = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return frame, mask, small
+
+
+def _float_blend(fg: np.ndarray, bg: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    a = mask[..., None] / 255.0
+    return np.asarray(fg * a + bg.astype(np.float64) * (1 - a))
+
+
+@pytest.mark.parametrize("size", [(480, 640), (479, 641), (720, 1280)])
+@pytest.mark.parametrize("in_place", [False, True])
+def test_tiled_blend_matches_the_float_formula(size: tuple[int, int], in_place: bool) -> None:
+    frame, mask, small = _scene(size)
+    key = (255, 0, 255)
+    want = _float_blend(frame, np.full_like(frame, key[::-1]), mask)
+    comp = Compositor(parse_effect("remove:#ff00ff"))
+    for hint in (small, None):  # the tile kinds from the small mask, or from the mask
+        out = frame.copy() if in_place else np.empty_like(frame)
+        got = comp(out if in_place else frame, mask, "BGR", out, hint).astype(np.float64)
+        assert np.abs(got - want).max() <= 3.0  # alpha <= 2 / >= 253 snapped, plus rounding
+        assert np.abs(got - want).mean() < 0.1
+
+
+@pytest.mark.parametrize("size", [(480, 640), (479, 641), (720, 1280)])
+def test_fast_blur_matches_a_float_reference(size: tuple[int, int]) -> None:
+    """The reduced, tiled blur against the same effect in float at full resolution."""
+    frame, mask, small = _scene(size)
+    sigma = 12.0
+    b = cv2.erode((mask <= 5).astype(np.uint8), np.ones((17, 17), np.uint8)).astype(np.float64)
+    den = cv2.GaussianBlur(b, (0, 0), sigma)
+    num = cv2.GaussianBlur(frame.astype(np.float64) * b[..., None], (0, 0), sigma)
+    bg = num / np.maximum(den, 1e-6)[..., None]
+    want = _float_blend(frame, bg, mask)
+    far = cv2.dilate((mask > 5).view(np.uint8), np.ones((97, 97), np.uint8)) == 0
+    far[:24], far[-24:], far[:, :24], far[:, -24:] = False, False, False, False  # borders
+    comp = Compositor(parse_effect(f"blur:{sigma}"))
+    for hint in (small, None):
+        got = comp(frame, mask, "BGR", None, hint).astype(np.float64)
+        diff = np.abs(got - want)
+        # Away from the person both average the same background pixels (nearer, which pixels
+        # count as "near the person" differs by a cell or two, and so does the average).
+        assert diff[far].mean() < 2.0, diff[far].mean()
+        assert np.percentile(diff[far], 99) < 12, np.percentile(diff[far], 99)
+        np.testing.assert_array_equal(got[mask == 255], frame[mask == 255])

@@ -154,6 +154,8 @@ def test_any_segmentation_model_through_its_card(
         ("every=0", r"every=0 is out of range: give 1\.\.30"),
         ("smoothing=1.5", r"smoothing=1\.5 is out of range: give 0\.\.0\.99"),
         ("feather=-2", r"feather=-2 is out of range"),
+        ("min-area=0.9", r"min-area=0\.9 is out of range: give 0\.\.0\.5"),
+        ("refine=bilateral", r"refine='bilateral' is not one of: none, guided"),
     ],
 )
 def test_out_of_range_properties_fail_the_pipeline_with_their_reason(
@@ -172,6 +174,7 @@ def test_every_bgremove_option_is_a_property(red_model: Path) -> None:
     for name, value in [
         ("every", 3), ("skip-similar", 2.5), ("smoothing", 0.5), ("feather", 4.0),
         ("threshold", 0.6), ("budget-ms", 12.0), ("card", "c.yaml"), ("threads", 2),
+        ("min-area", 0.01), ("refine", "guided"),
     ]:  # fmt: skip
         element.set_property(name, value)
         assert (

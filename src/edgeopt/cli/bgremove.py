@@ -79,6 +79,14 @@ def bgremove(
     smoothing: float = typer.Option(0.0, "--smoothing", help="Temporal mask smoothing in [0, 1)."),
     feather: float = typer.Option(2.0, "--feather", help="Edge feathering sigma, pixels."),
     threshold: float | None = typer.Option(None, "--threshold", help="Hard mask threshold."),
+    min_area: float = typer.Option(
+        0.002,
+        "--min-area",
+        help="Drop person blobs, and fill holes, smaller than this fraction of the frame; 0: off.",
+    ),
+    refine: str = typer.Option(
+        "none", "--refine", help="Mask edge refinement: none | guided (snap to the frame's edges)."
+    ),
     size: str | None = typer.Option(None, "--size", help="Camera size WIDTHxHEIGHT."),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after N."),
     pipelined: bool | None = typer.Option(
@@ -103,6 +111,8 @@ def bgremove(
             threshold=threshold,
             every=every,
             similar=similar,
+            min_area=min_area,
+            refine=refine,  # type: ignore[arg-type]  # pydantic checks the value
         )
         config = RunConfig(
             input=str(input) if input else None,

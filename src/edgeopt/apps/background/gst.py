@@ -92,7 +92,10 @@ RANGES: dict[str, tuple[float, float]] = {
     "feather": (0.0, 100.0),
     "threshold": (0.0, 0.99),
     "budget-ms": (0.0, 10000.0),
+    "min-area": (0.0, 0.5),
 }
+REFINES = ("none", "guided")
+"""Values of the ``refine`` property."""
 
 
 def _message(e: BaseException) -> str:
@@ -157,6 +160,15 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
             0.0,
             _RW,
         ),
+        "min-area": (
+            float,
+            "min-area",
+            "Drop person blobs, and fill holes, under this fraction of the frame (0..0.5); 0: off",
+            *_WIDE,
+            0.002,
+            _RW,
+        ),
+        "refine": (str, "refine", "Mask edge refinement: none or guided", "none", _RW),
         "budget-ms": (
             float,
             "budget-ms",
@@ -192,6 +204,8 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
             "feather": 2.0,
             "threshold": 0.0,
             "budget-ms": 0.0,
+            "min-area": 0.002,
+            "refine": "none",
         }
         self._remover: BackgroundRemover | None = None
         self._invalid = ""
@@ -216,6 +230,10 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
         if bounds is not None and not bounds[0] <= value <= bounds[1]:
             lo, hi = (f"{b:g}" for b in bounds)
             self._invalid = f"{ELEMENT}: {prop.name}={value:g} is out of range: give {lo}..{hi}"
+            self._error(self._invalid)
+            return
+        if prop.name == "refine" and value not in REFINES:
+            self._invalid = f"{ELEMENT}: refine={value!r} is not one of: {', '.join(REFINES)}"
             self._error(self._invalid)
             return
         self._props[prop.name] = value
@@ -244,6 +262,8 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
             smoothing=p["smoothing"],
             feather=p["feather"],
             threshold=p["threshold"] or None,
+            min_area=p["min-area"],
+            refine=p["refine"],
         )
         segmenter = load_segmenter(
             p["model"],

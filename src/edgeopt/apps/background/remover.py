@@ -63,7 +63,7 @@ class BackgroundRemover:
         t0 = time.perf_counter()
         mask = self.segmenter.segment(frame, order, self.times)
         t1 = time.perf_counter()
-        out = self.compositor(frame, mask, order, out)
+        out = self.compositor(frame, mask, order, out, self.segmenter.small_mask)
         t2 = time.perf_counter()
         self.times.add("composite", (t2 - t1) * 1e3)
         total = (t2 - t0) * 1e3

@@ -1,0 +1,41 @@
+"""``edgeopt bgremove`` options: the mask refinements, validated before anything opens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edgeopt.cli.main import app
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--refine", "bilateral"], "refine"),
+        (["--min-area", "0.9"], "min_area"),
+        (["--min-area", "-1"], "min_area"),
+    ],
+)
+def test_bad_refinement_flags_are_one_line_errors(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(app, ["bgremove", "in.mp4", "-o", str(tmp_path / "o.mp4"), *flags])
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_refinement_flags_reach_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeopt.apps.background import app as bg_app
+
+    seen = {}
+
+    def fake(config: bg_app.RunConfig, progress: object) -> None:
+        seen["mask"] = config.mask
+        raise SystemExit(0)
+
+    monkeypatch.setattr(bg_app, "remove_background", fake)
+    args = ["bgremove", "in.mp4", "-o", str(tmp_path / "o.mp4"), "--min-area", "0.01"]
+    CliRunner().invoke(app, [*args, "--refine", "guided"])
+    assert seen["mask"].min_area == 0.01 and seen["mask"].refine == "guided"
