@@ -33,6 +33,22 @@ def test_untuned_matches_numpy_reference(conv_model: Path, threads: int) -> None
         compiled.run({"x": X[:, :2]})
 
 
+def test_nhwc_layout_keeps_the_numbers_and_reaches_the_kernels(conv_model: Path) -> None:
+    compiled = edgeopt.compile(conv_model, "tvm", {"layout": "NHWC"})
+    y = compiled.run({"x": X})["y"]
+    np.testing.assert_allclose(y, conv_relu_reference(X, *conv_weights()), rtol=1e-4, atol=1e-4)
+    from edgeopt.backends.tvm import TvmBackend, TvmOptions, host_target
+
+    tvm = pytest.importorskip("tvm")
+    mod = TvmBackend().lower(
+        edgeopt.load(conv_model), TvmOptions(layout="NHWC"), tvm.target.Target(host_target())
+    )
+    names = [gv.name_hint for gv in mod.functions]
+    assert sum(n.startswith("transpose") for n in names) == 2  # into NHWC and back, once each
+    with pytest.raises(ConfigError, match=r"layout: Input should be 'NCHW' or 'NHWC'"):
+        edgeopt.compile(conv_model, "tvm", {"layout": "NCHW16c"})
+
+
 def test_target_detected_as_dict(conv_model: Path) -> None:
     compiled = edgeopt.compile(conv_model, "tvm", {"threads": 2})
     target = compiled.target  # type: ignore[attr-defined]

@@ -37,7 +37,7 @@ import os
 import platform
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -95,6 +95,12 @@ class TvmOptions(BackendOptions):
         description="Run 1x1 convs before upsamplings, 2x bilinear resizes and non-overlapping "
         "transposed convolutions as hand-scheduled kernels, sigmoid through a vectorizable "
         "tanh (see edgeopt.backends.tvm_rewrite).",
+    )
+    layout: Literal["NCHW", "NHWC"] = Field(
+        default="NCHW",
+        description="Data layout of the convolutions (Relax ConvertLayout; NHWC keeps channels "
+        "innermost, as CPUs vectorize them). Blocked NCHWc is not offered: this TVM's "
+        "ConvertLayout cannot produce it for conv2d.",
     )
     prepack: bool = Field(
         default=False,
@@ -300,6 +306,9 @@ class TvmBackend:
 
                 mod, count = rewrite_for_cpu(mod)
                 log.debug("tvm: rewrote %d operators of %s for CPU", count, model.path)
+            if options.layout != "NCHW":
+                desired = {"relax.nn.conv2d": [options.layout, "OHWI"]}
+                mod = relax.transform.ConvertLayout(desired)(mod)
             with target:
                 mod = tvm.transform.Sequential(
                     [
