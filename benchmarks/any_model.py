@@ -149,7 +149,7 @@ def independent_iou(fp32: Path, variant: Path, clip: Path, count: int) -> float:
 
 def agreement(work: Path, args: Any) -> list[list[str]]:
     """The reported vs the independently computed IoU for int8 and pruning, on a video."""
-    from edgeopt.apps.background.sample import write_sample
+    from edgeopt.apps.background.portrait_clip import write_sample
 
     clip = write_sample(work / "clip.mp4", (480, 640), 8.0)  # 240 frames, both portraits
     src = zoo.pull("mediapipe-selfie")

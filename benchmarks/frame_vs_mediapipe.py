@@ -92,7 +92,7 @@ def main() -> None:
     """Measure both pipelines in alternating rounds and print the table."""
     import numpy as np
 
-    from edgeopt.apps.background.sample import sample_frames
+    from edgeopt.apps.background.portrait_clip import sample_frames
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=300)

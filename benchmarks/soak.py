@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import psutil
 
-from edgeopt.apps.background.sample import sample_frames
+from edgeopt.apps.background.portrait_clip import sample_frames
 
 
 def write_clip(path: Path, frames: int, size: tuple[int, int]) -> Path:

@@ -30,7 +30,7 @@ from edgeopt._fs import atomic_path, atomic_write_text
 from edgeopt.apps.background import Compositor, load_segmenter, parse_effect
 from edgeopt.apps.background.app import RunConfig, remove_background
 from edgeopt.apps.background.composite import blend
-from edgeopt.apps.background.sample import sample_frames, write_sample
+from edgeopt.apps.background.portrait_clip import sample_frames, write_sample
 from edgeopt.apps.background.stagebench import (
     STAGE_COLUMNS,
     StageBenchSettings,

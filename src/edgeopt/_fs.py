@@ -45,7 +45,7 @@ __all__ = [
     "temporary_path",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _FIXES = {
     errno.ENOSPC: "free some disk space or write elsewhere",
@@ -108,7 +108,7 @@ def remove_stale(folder: str | os.PathLike[str], prefix: str) -> list[Path]:
                         path.unlink()
                 removed.append(path)
     if removed:
-        log.info("removed %d stale temporaries in %s", len(removed), folder)
+        logger.info("removed %d stale temporaries in %s", len(removed), folder)
     return removed
 
 
@@ -246,7 +246,7 @@ def read_verified(path: str | os.PathLike[str]) -> bool:
     except (OSError, UnicodeDecodeError):
         ok = False
     if not ok:
-        log.warning("%s: cached file damaged or unrecorded; rebuilding it", path)
+        logger.warning("%s: cached file damaged or unrecorded; rebuilding it", path)
         for p in (path, sidecar):
             with contextlib.suppress(OSError):
                 p.unlink()

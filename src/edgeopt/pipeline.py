@@ -33,7 +33,7 @@ from edgeopt.registry import get_pass
 
 __all__ = ["PipelineReport", "StepReport", "data_feeds", "optimize", "run_pipeline"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 SCHEMA = "edgeopt.optimize/1"
 StepProgress = Callable[[int, int, str], None]
@@ -248,7 +248,7 @@ def _run_steps(
             "the output is not read as a person mask (no mask interface): output errors only"
         )
     for w in warnings:
-        log.warning("%s", w)
+        logger.warning("%s", w)
     current = source
     steps: list[StepReport] = []
     for i, step in enumerate(recipe.passes, 1):
@@ -267,7 +267,7 @@ def _run_steps(
         seconds = time.perf_counter() - t0
         fidelity = None
         if result.skipped is not None:
-            log.warning("pass %s skipped: %s", step.name, result.skipped)
+            logger.warning("pass %s skipped: %s", step.name, result.skipped)
         elif result.modified:
             current = result.model
             got = run_outputs(current, evaluation.feeds, recipe.backend, output=output)

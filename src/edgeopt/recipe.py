@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from edgeopt._fs import read_yaml
 from edgeopt.errors import ConfigError, EdgeoptError, describe_validation
 from edgeopt.metrics import parse_bound
-from edgeopt.registry import get_pass, pass_names
+from edgeopt.registry import canonical_name, get_pass, pass_names
 
 __all__ = ["DataSettings", "PassStep", "Recipe", "load_recipe", "parse_recipe", "recipe_from_flags"]
 
@@ -41,6 +41,7 @@ class PassStep(BaseModel):
     @classmethod
     def _known(cls, name: str) -> str:
         known = pass_names()
+        name = canonical_name(name)
         if name not in known:
             raise ValueError(f"unknown pass {name!r}; known passes: {', '.join(known)}")
         return name
@@ -156,7 +157,7 @@ def recipe_from_flags(
     if prune_structured is not None:
         steps.append({"name": "prune_structured", "options": {"ratio": prune_structured}})
     if prune is not None:
-        steps.append({"name": "prune", "options": {"sparsity": prune}})
+        steps.append({"name": "prune_unstructured", "options": {"sparsity": prune}})
     if quantize is not None:
         options: dict[str, Any] = {"mode": quantize}
         if bound is not None:  # accuracy-aware: layers stay fp32 until the bound holds

@@ -27,6 +27,7 @@ __all__ = [
     "BACKENDS",
     "PASSES",
     "backend_names",
+    "canonical_name",
     "get_backend",
     "get_pass",
     "pass_names",
@@ -45,13 +46,19 @@ PASSES: dict[str, str] = {
     "simplify": "edgeopt.passes.simplify:SimplifyPass",
     "quantize": "edgeopt.passes.quantize:QuantizePass",
     "fp16": "edgeopt.passes.fp16:Fp16Pass",
-    "prune": "edgeopt.passes.prune:PrunePass",
+    "prune_unstructured": "edgeopt.passes.prune_unstructured:UnstructuredPrunePass",
     "prune_structured": "edgeopt.passes.prune_structured:StructuredPrunePass",
     "ort_layout": "edgeopt.passes.ort_layout:OrtLayoutPass",
 }
 """Built-in passes: name -> "module:Class"."""
 
-_ALIASES = {"ort": "onnxruntime"}
+_ALIASES = {"ort": "onnxruntime", "prune": "prune_unstructured"}
+"""Other names accepted for a plugin (older or shorter ones)."""
+
+
+def canonical_name(name: str) -> str:
+    """The registered name ``name`` stands for (``ort`` -> ``onnxruntime``)."""
+    return _ALIASES.get(name, name)
 
 
 def _table(builtin: dict[str, str], group: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ import pytest
 
 from edgeopt.apps.background import Compositor, EffectOptions, blend, parse_effect
 from edgeopt.apps.background.composite import cover_resize, parse_color
-from edgeopt.apps.background.sample import sample_frames
+from edgeopt.apps.background.portrait_clip import sample_frames
 from edgeopt.errors import ConfigError
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edgeopt.apps.background.sample import sample_frames
+from edgeopt.apps.background.portrait_clip import sample_frames
 from edgeopt.cli.main import app
 
 av = pytest.importorskip("av", reason="PyAV writes H.264 with audio: pip install av")

@@ -24,7 +24,7 @@ except (ValueError, ImportError) as e:  # pragma: no cover - depends on the mach
     pytest.skip(f"GStreamer's introspection data is missing: {e}", allow_module_level=True)
 
 from edgeopt.apps.background import gst  # noqa: E402
-from edgeopt.apps.background.sample import sample_frames, write_sample  # noqa: E402
+from edgeopt.apps.background.portrait_clip import sample_frames, write_sample  # noqa: E402
 from edgeopt.apps.background.segmenter import load_segmenter  # noqa: E402
 
 

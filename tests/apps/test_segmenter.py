@@ -13,7 +13,7 @@ import pytest
 import edgeopt
 from _helpers import IMAGENET_MEAN, IMAGENET_STD, make_red_logits_nhwc_bgr, make_red_softmax_nchw
 from edgeopt.apps.background import Segmenter, SegmenterOptions, load_segmenter
-from edgeopt.apps.background.sample import sample_frames
+from edgeopt.apps.background.portrait_clip import sample_frames
 from edgeopt.apps.background.segmenter import resolve_model
 from edgeopt.bench.fidelity import mask_iou
 from edgeopt.errors import ConfigError, InputMismatchError

@@ -17,8 +17,8 @@ from edgeopt.apps.background import (
     VirtualCameraError,
 )
 from edgeopt.apps.background.app import RunConfig, remove_background
+from edgeopt.apps.background.portrait_clip import sample_frames, write_sample
 from edgeopt.apps.background.remover import MAX_EVERY
-from edgeopt.apps.background.sample import sample_frames, write_sample
 from edgeopt.apps.background.video import open_camera
 from edgeopt.apps.background.virtualcam import VirtualCameraSink, loopback_devices
 from edgeopt.cli.main import app

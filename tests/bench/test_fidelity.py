@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeopt.bench.fidelity import FidelityMetrics, evaluation_feeds, feed_set, measure
+from edgeopt.bench.fidelity import FidelityMetrics, evaluation_feeds, feed_set, measure_fidelity
 from edgeopt.errors import ConfigError
 from edgeopt.interface import ModelInterface
 
@@ -15,7 +15,7 @@ def test_feeds_and_measure(conv_model: Path, dynamic_model: Path) -> None:
     feeds = evaluation_feeds(conv_model, "builtin", count=3)
     assert len(feeds) == 3 and feeds[0]["x"].shape == (1, 3, 8, 8)
     assert feeds[0]["x"].min() >= 0.0 and feeds[0]["x"].max() <= 1.0
-    m = measure(conv_model, conv_model, feeds)
+    m = measure_fidelity(conv_model, conv_model, feeds)
     assert isinstance(m, FidelityMetrics) and m.max_abs == 0.0 and m.samples == 3
     with pytest.raises(ConfigError, match="not an RGB image"):
         feed_set(dynamic_model, "builtin")

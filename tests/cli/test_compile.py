@@ -126,7 +126,7 @@ def test_list_options_prints_the_backend_options() -> None:
 
 def test_bgremove_runs_a_compiled_artifact(tmp_path: Path) -> None:
     from _helpers import IMAGENET_MEAN, IMAGENET_STD, make_red_softmax_nchw
-    from edgeopt.apps.background.sample import write_sample
+    from edgeopt.apps.background.portrait_clip import write_sample
 
     model = make_red_softmax_nchw(tmp_path / "m.onnx")
     card = tmp_path / "card.yaml"

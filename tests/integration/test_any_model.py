@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from _helpers import IMAGENET_MEAN, IMAGENET_STD, make_red_logits_nhwc_bgr, make_red_softmax_nchw
-from edgeopt.apps.background.sample import write_sample
+from edgeopt.apps.background.portrait_clip import write_sample
 from edgeopt.cli.main import app
 from edgeopt.data import load_images
 from edgeopt.metrics import mask_iou

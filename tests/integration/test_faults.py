@@ -23,7 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeopt._fs import atomic_write_text, read_verified, record_sha256, temporary_path
-from edgeopt.apps.background.sample import write_sample
+from edgeopt.apps.background.portrait_clip import write_sample
 from edgeopt.cli.main import app
 
 EDGEOPT = [sys.executable, "-m", "edgeopt.cli.main"]

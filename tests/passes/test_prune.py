@@ -15,8 +15,8 @@ from edgeopt.bench.fidelity import compare_outputs, evaluation_feeds
 from edgeopt.errors import ConfigError
 from edgeopt.passes.base import PassContext
 from edgeopt.passes.fp16 import Fp16Pass
-from edgeopt.passes.prune import PrunePass, magnitude_prune
 from edgeopt.passes.prune_structured import StructuredPrunePass, channel_spaces, count_macs
+from edgeopt.passes.prune_unstructured import UnstructuredPrunePass, magnitude_prune
 
 
 def _weights(path: Path) -> dict[str, np.ndarray]:
@@ -37,12 +37,14 @@ def test_magnitude_prune_per_layer_and_global(mobilenet_model: Path, tmp_path: P
         np.testing.assert_array_equal(after[name][kept], before[name][kept])
     _, glob = magnitude_prune(proto, 0.5, "global", min_elements=64)
     assert len(set(round(v, 2) for v in glob.values())) > 1  # layers lose different fractions
-    result = PrunePass().apply(
+    result = UnstructuredPrunePass().apply(
         load_onnx(mobilenet_model),
         PassContext(workdir=tmp_path, options={"sparsity": 0.3, "min_elements": 64}),
     )
     assert result.report["sparsity"] == pytest.approx(0.3, abs=0.02)
-    skipped = PrunePass().apply(load_onnx(mobilenet_model), PassContext(workdir=tmp_path))
+    skipped = UnstructuredPrunePass().apply(
+        load_onnx(mobilenet_model), PassContext(workdir=tmp_path)
+    )
     assert skipped.skipped is not None and "256 elements" in skipped.skipped
 
 

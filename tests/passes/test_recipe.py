@@ -58,7 +58,8 @@ def test_pipeline_writes_model_and_reports(mobilenet_model: Path, tmp_path: Path
     )
     out = tmp_path / "out"
     report = run_pipeline(mobilenet_model, load_recipe(recipe_file), out)
-    assert [s.name for s in report.steps] == ["simplify", "prune", "quantize"]
+    # "prune" is the older name of prune_unstructured: accepted, reported by its own name
+    assert [s.name for s in report.steps] == ["simplify", "prune_unstructured", "quantize"]
     assert report.steps[1].skipped is not None and not report.steps[1].applied
     assert report.steps[2].applied and report.steps[2].fidelity is not None
     assert report.steps[2].fidelity["cosine"] > 0.99
@@ -67,7 +68,7 @@ def test_pipeline_writes_model_and_reports(mobilenet_model: Path, tmp_path: Path
     assert data["schema"] == "edgeopt.optimize/1" and len(data["steps"]) == 3
     assert data["steps"][2]["details"]["quantized_nodes"] > 0
     md = (out / "report.md").read_text()
-    assert "| 2 | prune | skipped:" in md and "| 3 | quantize | applied |" in md
+    assert "| 2 | prune_unstructured | skipped:" in md and "| 3 | quantize | applied |" in md
 
 
 def test_cli_optimize_inline_flags(mobilenet_model: Path, tmp_path: Path) -> None:

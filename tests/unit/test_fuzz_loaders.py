@@ -70,7 +70,7 @@ def test_recipe_mutations_full(tmp_path: Path, edits: list[tuple[float, int]]) -
 
 @pytest.fixture(scope="module")
 def clip_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    from edgeopt.apps.background.sample import write_sample
+    from edgeopt.apps.background.portrait_clip import write_sample
 
     return write_sample(tmp_path_factory.mktemp("v") / "c.mp4", (48, 64), 0.5).read_bytes()
 

@@ -62,7 +62,7 @@ __all__ = [
     "machine_of",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _META = "edgeopt-tvm.json"
 _ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
@@ -305,7 +305,7 @@ class TvmBackend:
                 from edgeopt.backends.tvm_rewrite import rewrite_for_cpu
 
                 mod, count = rewrite_for_cpu(mod)
-                log.debug("tvm: rewrote %d operators of %s for CPU", count, model.path)
+                logger.debug("tvm: rewrote %d operators of %s for CPU", count, model.path)
             if options.layout != "NCHW":
                 desired = {"relax.nn.conv2d": [options.layout, "OHWI"]}
                 mod = relax.transform.ConvertLayout(desired)(mod)
@@ -361,10 +361,10 @@ class TvmBackend:
                     trials_per_task=opts.trials_per_task,
                     threads=opts.threads or os.cpu_count() or 1,
                 )
-                log.info("tvm tuning of %s: %s", model.path, tuning)
+                logger.info("tvm tuning of %s: %s", model.path, tuning)
             if tune or opts.use_database:
                 if not db.is_dir():
-                    log.warning("no tuning database for %s at %s: untuned", model.path, db)
+                    logger.warning("no tuning database for %s at %s: untuned", model.path, db)
                 mod = tvm_tune.apply_database(mod, target, db)
                 if opts.prepack:
                     with target:

@@ -67,7 +67,7 @@ __all__ = [
     "tune",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _FILES = ("database_workload.json", "database_tuning_record.json")
 
@@ -136,7 +136,7 @@ def open_database(directory: Path) -> tuple[Any, bool]:
         return ms.database.JSONDatabase(work_dir=str(directory)), False
     except Exception as e:  # ValueError from us; TVM raises its own FFI error types
         aside = directory.with_name(f"{directory.name}.corrupt-{int(time.time())}")
-        log.warning(
+        logger.warning(
             "tuning database %s is corrupt (%s); moved it to %s and tuning again",
             directory,
             str(e).splitlines()[0] if str(e) else type(e).__name__,
@@ -353,7 +353,7 @@ def tune(
         key=_work,
         reverse=True,
     )
-    log.info("tuning %d of %d tasks into %s", len(todo), len(extracted), directory)
+    logger.info("tuning %d of %d tasks into %s", len(todo), len(extracted), directory)
     if not todo or trials <= 0:
         return TuneReport(str(directory), len(extracted), 0, 0, time.monotonic() - t0, rebuilt)
     per_task = trials_per_task or max(8, -(-trials // len(todo)))
@@ -403,7 +403,7 @@ def tune(
         except Exception as e:  # TVM raises its own FFI error types
             if not callback.spent:
                 raise BackendError(f"tvm: MetaSchedule tuning failed in {work}: {e}") from e
-            log.info("tuning budget of %s s spent after %d trials", seconds, callback.trials)
+            logger.info("tuning budget of %s s spent after %d trials", seconds, callback.trials)
         finally:
             with contextlib.suppress(Exception):
                 runner.pool.shutdown()  # a LocalRunner's workers; an RPCRunner has its own
@@ -419,7 +419,7 @@ def _cost_model() -> str:
     try:
         import xgboost  # noqa: F401
     except ImportError:
-        log.warning("xgboost is not installed: MetaSchedule searches with a random cost model")
+        logger.warning("xgboost is not installed: MetaSchedule searches with a random cost model")
         return "random"
     return "xgb"
 

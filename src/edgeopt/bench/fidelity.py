@@ -40,11 +40,11 @@ __all__ = [
     "feed_set",
     "mask_iou",
     "mask_reader",
-    "measure",
+    "measure_fidelity",
     "run_outputs",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 Feeds = Mapping[str, np.ndarray]
 
@@ -99,7 +99,7 @@ def feed_set(
     interface = interface or infer_interface(artifact)
     if interface is None:
         if source is not None and str(source) == "auto":
-            log.warning(
+            logger.warning(
                 "%s does not take an RGB image [1,H,W,3] or [1,3,H,W]: fidelity is measured "
                 "on random inputs (give --data and the interface flags to measure real data)",
                 artifact.path,
@@ -136,7 +136,7 @@ def mask_reader(
     return interface.person_probability
 
 
-def measure(
+def measure_fidelity(
     reference: ModelArtifact | str | os.PathLike[str] | Sequence[np.ndarray],
     candidate: ModelArtifact | str | os.PathLike[str],
     feeds: Sequence[Feeds] | FeedSet,
@@ -162,5 +162,5 @@ def measure(
     got = run_outputs(candidate, samples, backend, output=output)
     metrics = compare_outputs(ref_out, got, mask_reader(interface, fs))
     if math.isnan(metrics.cosine):
-        log.warning("cosine similarity is NaN: the candidate produced NaN outputs")
+        logger.warning("cosine similarity is NaN: the candidate produced NaN outputs")
     return metrics

@@ -43,7 +43,7 @@ __all__ = [
     "measure_remote",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ __all__ = [
     "target_for_device",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class RemoteDevice(BaseModel):

@@ -41,10 +41,15 @@ def optimize(
         None, "--iou-bound", hidden=True, help="Same as --bound iou>=VALUE (older name)."
     ),
     prune: float | None = typer.Option(
-        None, "--prune", help="Unstructured magnitude pruning: fraction of weights zeroed."
+        None,
+        "--prune-unstructured",
+        "--prune",
+        help="Unstructured magnitude pruning (prune_unstructured): fraction of weights zeroed.",
     ),
     prune_structured: float | None = typer.Option(
-        None, "--prune-structured", help="Structured channel pruning: fraction of channels."
+        None,
+        "--prune-structured",
+        help="Structured channel pruning (prune_structured): fraction of channels removed.",
     ),
     fp16: bool = typer.Option(False, "--fp16", help="Store weights as float16."),
     ort_layout: bool = typer.Option(

@@ -57,7 +57,7 @@ from edgeopt.frontends._tflite_sparse import densify
 
 __all__ = ["convert_tflite"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 OPSET: Final = 17
 _IDENTIFIER: Final = b"TFL3"
@@ -148,7 +148,7 @@ def convert_tflite(
             "edgeopt.source_sha256": hashlib.sha256(data).hexdigest(),
         },
     )
-    log.debug("converted %s: %d ONNX nodes", name, len(model.graph.node))
+    logger.debug("converted %s: %d ONNX nodes", name, len(model.graph.node))
     return model
 
 

@@ -19,7 +19,7 @@ from edgeopt.rewrites import OrtLayoutOptions, rewrite
 
 __all__ = ["OrtLayoutOptions", "OrtLayoutPass", "rewrite"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class OrtLayoutPass:
@@ -54,5 +54,5 @@ class OrtLayoutPass:
         after = op_counts(out)
         artifact = save_proto(out, ctx.workdir / "ort_layout.onnx")
         report = {**facts, "ops_before": before, "ops_after": after}
-        log.info("ort_layout: %s", facts["applied"])
+        logger.info("ort_layout: %s", facts["applied"])
         return PassResult(model=artifact, modified=True, report=report)

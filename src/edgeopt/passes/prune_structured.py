@@ -69,7 +69,7 @@ from edgeopt.passes.base import PassContext, PassResult
 
 __all__ = ["StructuredPruneOptions", "StructuredPrunePass", "channel_spaces", "count_macs"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # Per-space sensitivity tables by (model, data, options): a sweep over ratios measures once.
 _SENSITIVITY_CACHE: collections.OrderedDict[

@@ -62,7 +62,7 @@ __all__ = [
     "quantized_nodes",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _QDQ = {"QuantizeLinear", "DequantizeLinear"}
 
@@ -328,7 +328,7 @@ def _accuracy_aware(
         "calibration_fidelity": results[chosen][1].to_dict(),
     }
     if not met:
-        log.warning(
+        logger.warning(
             "quantize: bound %s >= %s not met with %d fp32 nodes; keeping the best found",
             bound.metric,
             bound.threshold,
@@ -388,7 +388,7 @@ class QuantizePass:
                     quant_pre_process(str(src), str(tmp / "pre.onnx"))
                     src = tmp / "pre.onnx"
                 except Exception as e:  # a failed pre-process is not fatal: quantize as is
-                    log.warning("quantize: quant_pre_process failed (%s); quantizing as is", e)
+                    logger.warning("quantize: quant_pre_process failed (%s); quantizing as is", e)
             report: dict[str, Any] = {
                 "options": opts.model_dump(exclude={"accuracy"}),
                 "normalized": [n for n in notes if n],

@@ -29,7 +29,7 @@ from edgeopt.passes.base import PassContext, PassResult
 
 __all__ = ["SimplifyOptions", "SimplifyPass"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class SimplifyOptions(BaseModel):
@@ -95,5 +95,5 @@ class SimplifyPass:
             "params_after": param_count(out),
         }
         modified = before_ops != after_ops or report["params_before"] != report["params_after"]
-        log.info("simplify: %d -> %d nodes", report["nodes_before"], report["nodes_after"])
+        logger.info("simplify: %d -> %d nodes", report["nodes_before"], report["nodes_after"])
         return PassResult(model=artifact, modified=modified, report=report)

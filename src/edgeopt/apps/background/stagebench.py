@@ -171,8 +171,8 @@ def _worker(conn: Connection, variant: dict[str, Any], settings: dict[str, Any])
     """Worker process: build the remover once, then time blocks of frames on request."""
     try:
         from edgeopt.apps.background.composite import Compositor, parse_effect
+        from edgeopt.apps.background.portrait_clip import sample_frames
         from edgeopt.apps.background.remover import BackgroundRemover
-        from edgeopt.apps.background.sample import sample_frames
         from edgeopt.apps.background.segmenter import load_segmenter
 
         models_dir = Path(settings["models_dir"]) if settings["models_dir"] else None
@@ -241,7 +241,7 @@ def measure_stages(
     Raises:
         ConfigError: No variants, or names not unique. BenchmarkError: a worker failed.
     """
-    from edgeopt.apps.background.sample import sample_frames
+    from edgeopt.apps.background.portrait_clip import sample_frames
     from edgeopt.bench.fidelity import mask_iou
 
     settings = settings or StageBenchSettings()

@@ -1,4 +1,4 @@
-"""prune: unstructured magnitude pruning of weight tensors (zero the smallest weights).
+"""prune_unstructured: magnitude pruning of weight tensors (zero the smallest weights).
 
 Per-layer (each weight tensor loses the same fraction) or global (one magnitude threshold over
 all prunable weights, so layers with many small weights lose more). Weights of Conv,
@@ -24,7 +24,7 @@ from edgeopt.artifact import ModelArtifact
 from edgeopt.passes._util import parse_pass_options, save_proto
 from edgeopt.passes.base import PassContext, PassResult
 
-__all__ = ["PruneOptions", "PrunePass", "magnitude_prune"]
+__all__ = ["PruneOptions", "UnstructuredPrunePass", "magnitude_prune"]
 
 _WEIGHT_INPUT = {"Conv": 1, "ConvTranspose": 1, "Gemm": 1, "MatMul": 1}
 
@@ -95,10 +95,10 @@ def magnitude_prune(
     return out, result
 
 
-class PrunePass:
+class UnstructuredPrunePass:
     """Unstructured magnitude pruning (per layer or global)."""
 
-    name: ClassVar[str] = "prune"
+    name: ClassVar[str] = "prune_unstructured"
     requires: ClassVar[Iterable[str]] = ()
     options_type: ClassVar[type[BaseModel]] = PruneOptions
 
