@@ -37,6 +37,7 @@ import edgeopt
 from edgeopt import zoo
 from edgeopt.bench import BenchSettings, Variant, compare
 from edgeopt.bench.fidelity import feed_set, mask_reader
+from edgeopt.bench.report import markdown_table
 from edgeopt.errors import EdgeoptError
 from edgeopt.interface import infer_interface
 from edgeopt.metrics import compare_outputs, mask_iou
@@ -176,16 +177,20 @@ def main() -> None:
         rows: list[list[str]] = []
         for name, (path, card) in models(work).items():
             rows += table(name, path, card, args, work)
-        print("| model | variant | status | IoU vs fp32 | speed-up vs ORT fp32 [p10-p90] |")
-        print("|---|---|---|---|---|")
-        for r in rows:
-            print("| " + " | ".join(r) + " |")
+        print(
+            markdown_table(
+                ["model", "variant", "status", "IoU vs fp32", "speed-up vs ORT fp32 [p10-p90]"],
+                rows,
+            )
+        )
         agree = agreement(work, args)
         print()
-        print("| MediaPipe selfie on a video | IoU edgeopt reports | independent IoU | diff |")
-        print("|---|---|---|---|")
-        for r in agree:
-            print("| " + " | ".join(r) + " |")
+        print(
+            markdown_table(
+                ["MediaPipe selfie on a video", "IoU edgeopt reports", "independent IoU", "diff"],
+                agree,
+            )
+        )
         out = {"table": rows, "agreement": agree, "edgeopt": edgeopt.__version__}
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

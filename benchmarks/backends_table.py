@@ -41,6 +41,7 @@ import edgeopt
 from edgeopt import zoo
 from edgeopt.bench.fidelity import compare_outputs, evaluation_feeds, mask_reader, run_outputs
 from edgeopt.bench.harness import BenchSettings, Variant, compare
+from edgeopt.bench.report import markdown_table
 from edgeopt.interface import infer_interface
 from edgeopt.passes.base import PassContext
 from edgeopt.registry import get_backend, get_pass
@@ -234,15 +235,23 @@ def main() -> None:
         comparison = compare(chosen, BenchSettings(warmup=20, runs=args.runs, block=10))
         (out / f"{name}.json").write_text(comparison.to_json())
         base = comparison.baseline.stats.p50
-        print(f"\n| {name} | p50 ms | p99 ms | speed-up vs ORT default | max abs err | mask IoU |")
-        print("|---|---:|---:|---:|---:|---:|")
+        table = []
         for r in comparison.results:
             s, f = r.stats, fidelity[r.name]
             mid, lo, hi = comparison.speedup(r.name)
-            print(
-                f"| {r.name} | {s.p50:.2f} | {s.p99:.2f} | {mid:.2f}x ({lo:.2f}-{hi:.2f}) "
-                f"| {f.max_abs:.1e} | {f.iou:.4f} |"
+            table.append(
+                [
+                    r.name,
+                    f"{s.p50:.2f}",
+                    f"{s.p99:.2f}",
+                    f"{mid:.2f}x ({lo:.2f}-{hi:.2f})",
+                    f"{f.max_abs:.1e}",
+                    f"{f.iou:.4f}",
+                ]
             )
+        headers = [name, "p50 ms", "p99 ms", "speed-up vs ORT default", "max abs err", "mask IoU"]
+        print()
+        print(markdown_table(headers, table, align=["l", "r", "r", "r", "r", "r"]))
         env = json.dumps(comparison.environment)
         print(f"\n(p50 of ORT default: {base:.2f} ms; environment: {env})")
 

@@ -19,7 +19,6 @@ import os
 import sys
 from pathlib import Path
 
-from edgeopt._fs import atomic_write_text
 from edgeopt.apps.background.stagebench import (
     STAGE_COLUMNS,
     StageBenchSettings,
@@ -27,7 +26,7 @@ from edgeopt.apps.background.stagebench import (
     measure_stages,
     table_rows,
 )
-from edgeopt.cli._output import print_table
+from edgeopt.bench.report import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,15 +79,20 @@ def main() -> int:
         models_dir=models if Path(models).is_dir() else None,
     )
     report = measure_stages(variants, settings)
-    print_table(
-        "background removal, ms per frame per stage (p50 / p99)", STAGE_COLUMNS, table_rows(report)
-    )
+    rows = table_rows(report)
+    # numeric-looking columns right-aligned, as the CLI's tables do
+    align = [
+        "r" if rows and all(r[i][:1].isdigit() for r in rows) else "l"
+        for i in range(len(STAGE_COLUMNS))
+    ]
+    print("background removal, ms per frame per stage (p50 / p99)\n")
+    print(markdown_table(STAGE_COLUMNS, rows, align=align))
     print(
         f"{report.cores} usable cores; 1-min load average {report.loadavg[0]:.2f} before, "
         f"{report.loadavg[1]:.2f} after (a shared machine: other jobs ran meanwhile)"
     )
     if args.json:
-        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=1))
+        args.json.write_text(json.dumps(report.to_dict(), indent=1))
         print(f"wrote {args.json}")
     return 0
 

@@ -28,7 +28,8 @@ import textwrap
 import venv
 from pathlib import Path
 
-from edgeopt._fs import cache_dir
+import edgeopt
+from edgeopt.bench.report import markdown_table
 
 MEDIAPIPE = "mediapipe==0.10.14"
 
@@ -73,7 +74,7 @@ WORKER = textwrap.dedent(
 
 def mediapipe_python() -> Path:
     """A venv with mediapipe 0.10.14 (made once, under edgeopt's cache folder)."""
-    folder = cache_dir() / "bench-mediapipe-venv"
+    folder = edgeopt.cache_dir() / "bench-mediapipe-venv"
     python = folder / "bin" / "python"
     if not python.is_file():
         venv.create(folder, with_pip=True)
@@ -106,7 +107,7 @@ def main() -> None:
     rows = []
     try:
         for size in ((480, 640), (720, 1280)):
-            clip = cache_dir() / f"bench-frames-{size[1]}x{size[0]}.npz"
+            clip = edgeopt.cache_dir() / f"bench-frames-{size[1]}x{size[0]}.npz"
             if not clip.is_file():
                 clip.parent.mkdir(parents=True, exist_ok=True)
                 np.savez(clip, frames=np.stack(list(sample_frames(size, args.frames))))
@@ -131,17 +132,15 @@ def main() -> None:
                 lo, hi = np.percentile(d["times"], [50, 99])
                 p50[kind] = lo
                 cpu = float(np.mean(d["cpu"]))
-                rows.append(f"| {kind} | {size[1]}x{size[0]} | {lo:.2f} | {hi:.2f} | {cpu:.1f} |")
+                rows.append([kind, f"{size[1]}x{size[0]}", f"{lo:.2f}", f"{hi:.2f}", f"{cpu:.1f}"])
             ratio = p50["mediapipe"] / p50["edgeopt"]
-            rows.append(f"| ratio (MediaPipe / edgeopt p50) | | {ratio:.1f}x | | |")
+            rows.append(["ratio (MediaPipe / edgeopt p50)", "", f"{ratio:.1f}x", "", ""])
     finally:
         if spinner is not None:
             spinner.kill()
     load = "one core kept busy by a spin loop" if args.load else "no other load"
     print(f"Frame time, {args.frames} frames x {args.rounds} rounds each, {load}:")
-    print("| pipeline | size | p50 ms | p99 ms | CPU ms/frame |")
-    print("|---|---|---|---|---|")
-    print("\n".join(rows))
+    print(markdown_table(["pipeline", "size", "p50 ms", "p99 ms", "CPU ms/frame"], rows))
 
 
 if __name__ == "__main__":

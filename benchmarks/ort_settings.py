@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edgeopt import zoo
 from edgeopt.bench import BenchSettings, Comparison, Variant, compare
-from edgeopt.bench.report import markdown
+from edgeopt.bench.report import markdown, markdown_table
 
 
 def _model(spec: str) -> str:
@@ -48,14 +48,13 @@ def main() -> None:
         print(markdown(result))
     if len(runs) > 1:
         print("## speed-up vs all-2t, run by run (median of per-round ratios)\n")
-        print("| variant | " + " | ".join(f"run {i + 1}" for i in range(len(runs))) + " | spread |")
-        print("|---|" + "---|" * len(runs) + "---|")
+        table = []
         for r in runs[0].results:
             values = [c.speedup(r.name)[0] for c in runs]
             spread = (max(values) - min(values)) / min(values) * 100
-            print(
-                f"| {r.name} | " + " | ".join(f"{v:.3f}x" for v in values) + f" | {spread:.1f}% |"
-            )
+            table.append([r.name, *(f"{v:.3f}x" for v in values), f"{spread:.1f}%"])
+        headers = ["variant", *(f"run {i + 1}" for i in range(len(runs))), "spread"]
+        print(markdown_table(headers, table))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from edgeopt.artifact import ModelArtifact, load_onnx
 from edgeopt.backends.onnxruntime import profile_ops
 from edgeopt.bench import BenchSettings, Variant, compare
 from edgeopt.bench.fidelity import compare_outputs, evaluation_feeds, mask_reader, run_outputs
+from edgeopt.bench.report import markdown_table
 from edgeopt.passes.base import PassContext
 from edgeopt.passes.prune_structured import count_macs
 from edgeopt.registry import get_pass
@@ -122,17 +123,30 @@ def bench_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any
 
 def _print(result: dict[str, Any]) -> None:
     print(f"\n## {result['model']} ({result['macs'] / 1e6:.1f} M multiply-adds)\n")
-    print(
-        "| variant | p50 ms (1 thread) | speed-up vs fp32 | size KiB | IoU mean | IoU min "
-        "| MACs saved |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    headers = [
+        "variant",
+        "p50 ms (1 thread)",
+        "speed-up vs fp32",
+        "size KiB",
+        "IoU mean",
+        "IoU min",
+        "MACs saved",
+    ]
+    table = []
     for k, r in result["rows"].items():
         p50 = f"{r['p50_ms']:.2f}" if r.get("p50_ms") else "-"
-        print(
-            f"| {k} | {p50} | {r['speedup']:.2f}x | {r['size_kib']:.0f} | {r['iou']:.4f} | "
-            f"{r['iou_min']:.4f} | {r['macs_saved'] * 100:.1f}% |"
+        table.append(
+            [
+                k,
+                p50,
+                f"{r['speedup']:.2f}x",
+                f"{r['size_kib']:.0f}",
+                f"{r['iou']:.4f}",
+                f"{r['iou_min']:.4f}",
+                f"{r['macs_saved'] * 100:.1f}%",
+            ]
         )
+    print(markdown_table(headers, table, align=["l", *"rrrrrr"]))
     ok = [
         (r["macs_saved"], k)
         for k, r in result["rows"].items()

@@ -37,6 +37,7 @@ import numpy as np
 import onnxruntime as ort
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+from edgeopt.bench.report import markdown_table
 from edgeopt.data import load_images
 from edgeopt.errors import EdgeoptError
 from edgeopt.frontends.tflite import convert_tflite
@@ -144,17 +145,21 @@ def main() -> None:
         whl = args.wheel or wheel(Path(tmp))
         with zipfile.ZipFile(whl) as z:
             names = sorted(n for n in z.namelist() if n.endswith(".tflite"))
-            print(
-                "| model | status | random: max abs / rel | photos: max abs / rel "
-                "| LiteRT XNNPACK vs its reference kernels: rel, random / photos |"
-            )
-            print("|---|---|---|---|---|")
+            table = []
             for name in names:
                 path = Path(tmp) / Path(name).name
                 data = z.read(name)
                 path.write_bytes(data)
                 status, rnd, real, spread = compare(path, data)
-                print(f"| {Path(name).name} | {status} | {rnd} | {real} | {spread} |")
+                table.append([Path(name).name, status, rnd, real, spread])
+    headers = [
+        "model",
+        "status",
+        "random: max abs / rel",
+        "photos: max abs / rel",
+        "LiteRT XNNPACK vs its reference kernels: rel, random / photos",
+    ]
+    print(markdown_table(headers, table))
 
 
 if __name__ == "__main__":

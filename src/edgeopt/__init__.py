@@ -7,6 +7,7 @@ side. The public API is what ``__all__`` lists; everything else is private.
 from __future__ import annotations
 
 from edgeopt._api import benchmark, compile, compile_to, load, load_compiled
+from edgeopt._fs import cache_dir
 from edgeopt.artifact import ModelArtifact, TensorSpec
 from edgeopt.bench import BenchmarkResult, BenchSettings, Comparison, Variant, compare
 from edgeopt.errors import (
@@ -51,6 +52,7 @@ __all__ = [
     "__version__",
     "backend_names",
     "benchmark",
+    "cache_dir",
     "compare",
     "compile",
     "compile_to",

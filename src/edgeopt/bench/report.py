@@ -6,12 +6,13 @@ The numbers come from the comparison's samples alone; nothing here measures.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from edgeopt._fs import atomic_path
 from edgeopt.bench.result import Comparison
 
-__all__ = ["COLUMNS", "markdown", "rows", "save_chart"]
+__all__ = ["COLUMNS", "markdown", "markdown_table", "rows", "save_chart"]
 
 COLUMNS = (
     "variant",
@@ -58,13 +59,58 @@ def rows(comparison: Comparison) -> list[tuple[str, ...]]:
     return out
 
 
+_RULES = {"l": ":---", "r": "---:"}
+
+
+def markdown_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    align: Sequence[str] | None = None,
+) -> str:
+    """A GitHub Markdown table, one line per row, without a trailing newline.
+
+    Args:
+        headers: The column titles.
+        rows: The cells, already formatted, as many per row as there are headers.
+        align: Per column, ``"l"`` (left) or ``"r"`` (right); None leaves every column at
+            Markdown's default (left).
+
+    A ``|`` in a cell is escaped as ``\\|`` and a line break becomes a space, so that a cell
+    (an error message, say) cannot split its row.
+
+    Raises:
+        ValueError: A row or ``align`` whose length is not the number of headers, or an
+            alignment other than ``"l"`` and ``"r"``.
+    """
+    n = len(headers)
+    if align is None:
+        rule = ["---"] * n
+    else:
+        if len(align) != n:
+            raise ValueError(f"align has {len(align)} entries for {n} columns")
+        bad = [a for a in align if a not in _RULES]
+        if bad:
+            raise ValueError(f"alignment must be 'l' or 'r', not {bad[0]!r}")
+        rule = [_RULES[a] for a in align]
+    for i, row in enumerate(rows):
+        if len(row) != n:
+            raise ValueError(f"row {i} has {len(row)} cells for {n} columns")
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+    return "\n".join([line(headers), "|" + "|".join(rule) + "|", *(line(r) for r in rows)])
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.replace("|", "\\|").splitlines())
+
+
 def markdown(comparison: Comparison) -> str:
     """The comparison as a Markdown table, with the machine it ran on."""
     env = comparison.environment
     lines = [
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "|".join("---" for _ in COLUMNS) + "|",
-        *("| " + " | ".join(row) + " |" for row in rows(comparison)),
+        markdown_table(COLUMNS, rows(comparison)),
         "",
         f"Speed-up: median over rounds of {comparison.baseline.name!r}'s median latency / the "
         f"variant's, [p10-p90]; {comparison.block} calls per variant per round, interleaved, "
