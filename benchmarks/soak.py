@@ -47,7 +47,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clip = write_clip(Path(tmp) / "soak.mp4", args.frames, (h, w))
         out = Path(tmp) / "out.mp4"
-        cmd = [sys.executable, "-m", "edgeopt.cli.main", "bgremove", str(clip), "-o", str(out)]
+        cmd = [sys.executable, "-m", "edgeopt", "bgremove", str(clip), "-o", str(out)]
         proc = subprocess.Popen(
             [*cmd, "--model", args.model],
             stdout=subprocess.PIPE,

@@ -69,14 +69,14 @@ def test_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model at all")
     proc = subprocess.run(
-        [sys.executable, "-m", "edgeopt.cli.main", "info", str(bad)], capture_output=True, text=True
+        [sys.executable, "-m", "edgeopt", "info", str(bad)], capture_output=True, text=True
     )
     assert proc.returncode == 1
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: not a valid ONNX model")
     verbose = subprocess.run(
-        [sys.executable, "-m", "edgeopt.cli.main", "-v", "info", str(bad)],
+        [sys.executable, "-m", "edgeopt", "-v", "info", str(bad)],
         capture_output=True,
         text=True,
     )

@@ -26,7 +26,7 @@ from edgeopt._fs import atomic_write_text, read_verified, record_sha256, tempora
 from edgeopt.apps.background.portrait_clip import write_sample
 from edgeopt.cli.main import app
 
-EDGEOPT = [sys.executable, "-m", "edgeopt.cli.main"]
+EDGEOPT = [sys.executable, "-m", "edgeopt"]
 
 
 def _frames(path: Path) -> int:

@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "apps": 9,
     "cli": 10,
     "__init__": 10,
+    "__main__": 11,  # python -m edgeopt: the CLI itself
 }
 
 
