@@ -72,6 +72,11 @@ def convert(
         UnsupportedOpError: An operator the frontend cannot convert.
     """
     src = Path(source)
+    if src.is_dir():
+        raise ModelLoadError(
+            f"{src}: a folder, not a model file; a compiled artifact folder (from `edgeopt "
+            "compile -o`) opens with edgeopt.load_compiled(), `edgeopt bench` or `edgeopt info`"
+        )
     if not src.is_file():
         raise ModelLoadError(f"{src}: no such model file")
     suffix = src.suffix.lower()

@@ -278,3 +278,19 @@ def test_thread_pool_defaults_to_the_usable_cpus(monkeypatch: pytest.MonkeyPatch
     assert os.environ["TVM_NUM_THREADS"] == "1"
     _set_threads(tvm, 3)  # an explicit option wins over both
     assert os.environ["TVM_NUM_THREADS"] == "3"
+
+
+def test_save_and_load_keep_stderr_clean_but_pass_other_lines(
+    conv_model: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    from edgeopt.backends.tvm_errors import quiet_tvm_log
+
+    edgeopt.compile_to(conv_model, "tvm", None, tmp_path / "art")
+    edgeopt.load_compiled(tmp_path / "art")
+    with quiet_tvm_log():
+        os.write(2, b"[1] /x/executable.cc:276: Warning: Scope Saving:\nsomething else\n")
+    err = capfd.readouterr().err
+    assert "Scope" not in err  # TVM's empty warnings on every save and load are dropped
+    assert "something else" in err  # anything else TVM writes still reaches the user

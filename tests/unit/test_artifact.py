@@ -56,6 +56,13 @@ def test_missing_file(tmp_path: Path) -> None:
         load_onnx(tmp_path / "nope.onnx")
 
 
+def test_a_folder_is_not_a_model_file(tmp_path: Path) -> None:
+    import edgeopt
+
+    with pytest.raises(ModelLoadError, match=r"a folder, not a model file; .*load_compiled"):
+        edgeopt.load(tmp_path)
+
+
 def test_empty_file(tmp_path: Path) -> None:
     p = tmp_path / "empty.onnx"
     p.write_bytes(b"")

@@ -45,7 +45,7 @@ from pydantic import Field
 from edgeopt._fs import atomic_path, atomic_write_text, cache_dir, file_sha256
 from edgeopt.artifact import ModelArtifact, TensorSpec
 from edgeopt.backends.base import BackendOptions, check_feeds, parse_options
-from edgeopt.backends.tvm_errors import map_tvm_error, tvm_errors, unsupported_op
+from edgeopt.backends.tvm_errors import map_tvm_error, quiet_tvm_log, tvm_errors, unsupported_op
 from edgeopt.errors import (
     BackendError,
     BackendUnavailableError,
@@ -237,7 +237,7 @@ class TvmCompiledModel:
         directory = Path(directory)
         name = "model.so" if _arch_of(self.target) == _host_arch() else "model.tar"
         what = f"tvm could not export the library of {self._source}"
-        with tvm_errors(what), atomic_path(directory / name) as tmp:
+        with tvm_errors(what), atomic_path(directory / name) as tmp, quiet_tvm_log():
             self._executable.export_library(str(tmp))
         meta = {
             "backend": "tvm",
@@ -419,6 +419,9 @@ class TvmBackend:
                 f"not on this {_host_arch()} machine"
             )
         tvm = _tvm()
-        with tvm_errors(f"{library}: tvm cannot load this library (compile again)"):
+        with (
+            tvm_errors(f"{library}: tvm cannot load this library (compile again)"),
+            quiet_tvm_log(),
+        ):
             lib = tvm.runtime.load_module(str(library))
         return TvmCompiledModel(lib, target, options, inputs, outputs, str(meta.get("source")))

@@ -1,22 +1,29 @@
-"""The one place TVM's errors become edgeopt's, as httpx maps its transport errors.
+"""The one place TVM's errors (and its noise) become edgeopt's, as httpx maps its errors.
 
 TVM raises through its FFI (``TVMError``, ``ValueError``, ``RuntimeError``, with C++ traces):
 `tvm_errors` wraps a block of TVM calls and `map_tvm_error` turns anything but our own errors
 into one line of the right kind; `unsupported_op` reads an import failure as the operator and
-node the Relax ONNX frontend cannot convert.
+node the Relax ONNX frontend cannot convert. `quiet_tvm_log` drops the lines TVM's C++ runtime
+writes to the process's stderr on every library save and load ("Warning: Scope Saving:",
+"Scope Loaded:", two per call, with no content and no switch to turn them off); anything else it
+writes is passed through.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import sys
+import tempfile
 from collections.abc import Iterator
 
 from edgeopt.artifact import ModelArtifact
 from edgeopt.errors import BackendError, EdgeoptError, UnsupportedOpError
 
-__all__ = ["map_tvm_error", "tvm_errors", "unsupported_op"]
+__all__ = ["map_tvm_error", "quiet_tvm_log", "tvm_errors", "unsupported_op"]
 
+_NOISE = re.compile(r"executable\.cc:\d+: Warning: Scope (Saving|Loaded):\s*$")
 _NOT_SUPPORTED = re.compile(r"operators are not supported for frontend ONNX:\s*([^\n]+)")
 
 
@@ -61,3 +68,28 @@ def unsupported_op(e: Exception, model: ModelArtifact) -> UnsupportedOpError | N
         hint="TVM's Relax ONNX frontend has no converter for it; "
         "convert the model without it or use another backend",
     )
+
+
+@contextlib.contextmanager
+def quiet_tvm_log() -> Iterator[None]:
+    """Run a block with the process's stderr (fd 2) captured; TVM's empty save/load warnings
+    are dropped and every other line is written back when the block ends."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to capture (a closed fd 2): nothing to quieten
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", errors="replace")
+            kept = [ln for ln in text.splitlines(keepends=True) if not _NOISE.search(ln)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
