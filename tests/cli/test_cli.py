@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import matplotlib.image
+import pytest
 from typer.testing import CliRunner
 
 from edgeopt.bench import Comparison
@@ -87,3 +88,10 @@ def test_bad_option_value(conv_model: Path) -> None:
     result = runner.invoke(app, ["bench", str(conv_model), "--threads", "0"])
     assert result.exit_code == 1
     assert "bad options for backend 'onnxruntime': threads" in result.output
+
+
+@pytest.mark.parametrize("command", ["optimize", "auto", "compile", "convert", "bgremove"])
+def test_every_command_that_writes_takes_dash_o_output(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "--output" in result.output and "-o" in result.output

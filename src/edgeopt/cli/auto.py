@@ -31,7 +31,7 @@ def parse_duration(text: str) -> float:
 def auto(
     model: Path = typer.Argument(..., help="Model file (.onnx or .tflite)."),
     out: Path = typer.Option(
-        Path("auto-out"), "--out", "-o", help="Output folder (created if missing)."
+        Path("auto-out"), "--output", "-o", "--out", help="Output folder (created if missing)."
     ),
     bound: str = typer.Option("iou>=0.98", "--bound", help="Fidelity bound, e.g. iou>=0.98."),
     budget: str = typer.Option("15m", "--budget", help="Search budget: 90s, 15m, 1h."),

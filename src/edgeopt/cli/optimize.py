@@ -25,7 +25,9 @@ __all__ = ["optimize"]
 
 def optimize(
     model: Path = typer.Argument(..., help="Model file (.onnx or .tflite)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (created if missing)."),
+    out: Path = typer.Option(
+        ..., "--output", "-o", "--out", help="Output folder (created if missing)."
+    ),
     recipe: Path | None = typer.Option(None, "--recipe", "-r", help="YAML recipe file."),
     simplify: bool = typer.Option(False, "--simplify", help="Run the simplify pass."),
     quantize: str | None = typer.Option(
