@@ -353,10 +353,9 @@ def ort_layout_file(path: Path) -> Path:
     from edgeopt.passes import ort_layout
     from edgeopt.passes.base import PassContext
 
+    code = [Path(ort_layout.__file__), *sorted(Path(rewrites.__file__).parent.glob("*.py"))]
     key = hashlib.sha256(
-        (
-            file_sha256(path) + file_sha256(ort_layout.__file__) + file_sha256(rewrites.__file__)
-        ).encode()
+        (file_sha256(path) + "".join(file_sha256(f) for f in code)).encode()
     ).hexdigest()[:16]
     target = path.with_name(f"{path.stem}.ort_layout-{key}.onnx")
     if read_verified(target):  # a damaged or tampered entry is deleted and made again
