@@ -75,6 +75,20 @@ def test_cross_target_writes_an_aarch64_elf(conv_model: Path, tmp_path: Path) ->
     assert json.loads((out / META).read_text())["target"]["mcpu"] == "cortex-a72"
 
 
+def test_tuning_is_recorded_in_the_artifact_and_summed_up(conv_model: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tvm")
+    out = tmp_path / "tuned"
+    args = ["compile", str(conv_model), "-b", "tvm", "--tune", "3s", "-o", str(out)]
+    result = CliRunner().invoke(app, [*args, "-O", f"cache_dir={tmp_path / 'db'}"])
+    assert result.exit_code == 0, result.output
+    tuning = json.loads((out / META).read_text())["tuning"]
+    assert tuning["tasks"] >= 1 and tuning["database"].startswith(str(tmp_path / "db"))
+    said = f"tuned: {tuning['trials']} trials over {tuning['tasks_tuned']} of {tuning['tasks']}"
+    assert said in " ".join(result.output.split())
+    short = tuning["trials"] < 4 * tuning["tasks_tuned"]
+    assert ("fewer than 4 trials per kernel" in result.output) == short
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

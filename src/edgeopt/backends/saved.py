@@ -14,6 +14,7 @@ written, and a path outside the folder is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -58,6 +59,13 @@ def is_saved(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / META).is_file()
 
 
+def _record(value: Any) -> dict[str, Any] | None:
+    """A dataclass instance (a backend's report) as a dict, or None."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return None
+
+
 def save_compiled(
     compiled: CompiledModel,
     backend: str,
@@ -82,6 +90,7 @@ def save_compiled(
     compiled.save(folder)  # the backend's files first, the description last
     options = getattr(compiled, "options", None)
     target = getattr(compiled, "target", None)
+    tuning = getattr(compiled, "tuning", None)  # TVM: what this compile's tuning did
     meta = {
         "schema": SCHEMA,
         "backend": backend,
@@ -100,6 +109,7 @@ def save_compiled(
             {"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in compiled.outputs
         ],
         "interface": dict(interface) if interface else None,
+        "tuning": _record(tuning),
     }
     atomic_write_text(folder / META, json.dumps(meta, indent=2))
     return folder

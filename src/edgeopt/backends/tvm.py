@@ -98,9 +98,11 @@ class TvmOptions(BackendOptions):
     )
     layout: Literal["NCHW", "NHWC"] = Field(
         default="NCHW",
-        description="Data layout of the convolutions (Relax ConvertLayout; NHWC keeps channels "
-        "innermost, as CPUs vectorize them). Blocked NCHWc is not offered: this TVM's "
-        "ConvertLayout cannot produce it for conv2d.",
+        description="Data layout of the convolutions (Relax ConvertLayout). Measured on "
+        "MediaPipe selfie, 2-core Sapphire Rapids: untuned NHWC = NCHW (12.9 ms), but "
+        "MetaSchedule measured 16 NHWC candidates in 5 min against 758 NCHW ones, so NCHW "
+        "stays the default. Blocked NCHWc is not offered: this TVM's ConvertLayout cannot "
+        "produce it for conv2d.",
     )
     prepack: bool = Field(
         default=False,

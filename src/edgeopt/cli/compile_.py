@@ -56,6 +56,19 @@ def compile_model(
     meta = read_saved(folder)
     files = sorted(p.name for p in folder.iterdir() if p.is_file())
     console.print(f"wrote {folder}: {', '.join(files)}")
+    tuning = meta.get("tuning")
+    if tuning:
+        console.print(
+            f"tuned: {tuning['trials']} trials over {tuning['tasks_tuned']} of {tuning['tasks']} "
+            f"kernels in {tuning['seconds']:.0f} s (database {tuning['database']})"
+        )
+        if tuning["tasks_tuned"] and tuning["trials"] < 4 * tuning["tasks_tuned"]:
+            console.print(
+                f"warning: fewer than 4 trials per kernel ({tuning['trials']} for "
+                f"{tuning['tasks_tuned']}): the machine was busy or the budget short; most "
+                "kernels keep TVM's untuned loops. Tune again on a quiet machine or with a "
+                "longer --tune (the database keeps what was found)"
+            )
     library = next((folder / f for f in files if f in ("model.so", "model.tar")), None)
     if library is not None:
         machine = elf_machine(library)
