@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -294,3 +295,13 @@ def test_save_and_load_keep_stderr_clean_but_pass_other_lines(
     err = capfd.readouterr().err
     assert "Scope" not in err  # TVM's empty warnings on every save and load are dropped
     assert "something else" in err  # anything else TVM writes still reaches the user
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity here")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_running_tvm_leaves_the_process_on_all_its_cpus(conv_model: Path, threads: int) -> None:
+    """TVM's pool binds the thread that configures it to one core; a process that also runs
+    other work (auto, the app, a parent starting benchmark workers) must not stay there."""
+    before = os.sched_getaffinity(0)
+    edgeopt.compile(conv_model, "tvm", {"threads": threads}).run({"x": X})
+    assert os.sched_getaffinity(0) == before

@@ -282,15 +282,21 @@ def _variants(
     ratio, prune_why = None, ""
     if any(c.startswith("pruned") for c in settings.candidates):
         ratio, prune_why = run.prune_ratio(note)
-    tried: list[Outcome] = []
+    models: dict[str, tuple[str, str]] = {}  # candidate -> (model file, status)
     for cand in settings.candidates:
         if time.monotonic() > deadline:
-            path, status = str(run.source.path), "over budget"
+            models[cand] = str(run.source.path), "over budget"
         elif cand.startswith("pruned") and ratio is None:
-            path, status = str(run.source.path), f"no pruning ratio inside the bound ({prune_why})"
+            why = f"no pruning ratio inside the bound ({prune_why})"
+            models[cand] = str(run.source.path), why
         else:
-            path, status = run.optimized(cand, run.passes(cand, ratio), note)
-        for backend, extra, tag in _backend_variants(backends, settings):
+            models[cand] = run.optimized(cand, run.passes(cand, ratio), note)
+    # Backends outside, cheapest first (tuned TVM last): a short budget then covers every
+    # candidate on the quick runtimes before it is spent on compiling and tuning.
+    tried: list[Outcome] = []
+    for backend, extra, tag in _backend_variants(backends, settings):
+        for cand in settings.candidates:
+            path, status = models[cand]
             for threads in settings.threads:
                 opts = {**settings.backend_options.get(backend, {}), **extra, "threads": threads}
                 name = f"{cand}@{backend}{tag}-{threads}t"
@@ -343,19 +349,21 @@ def _with_speedups(tried: list[Outcome], result: Comparison, screening: bool) ->
 def _backend_variants(
     backends: Sequence[str], settings: AutoSettings
 ) -> list[tuple[str, dict[str, Any], str]]:
-    """(backend, extra options, name tag) to try: each backend as given, plus OpenVINO at each
-    reduced precision this CPU has (admitted only under the fidelity bound, like any variant)."""
-    out: list[tuple[str, dict[str, Any], str]] = []
-    for backend in backends:
-        out.append((backend, {}, ""))
+    """(backend, extra options, name tag) to try, cheapest first: each backend as given, OpenVINO
+    at each reduced precision this CPU has (admitted only under the fidelity bound, like any
+    variant), then tuned TVM (its share of the budget split between the candidate models)."""
+    order = {"onnxruntime": 0, "openvino": 1, "litert": 2}
+    plain: list[tuple[str, dict[str, Any], str]] = []
+    tuned: list[tuple[str, dict[str, Any], str]] = []
+    for backend in sorted(backends, key=lambda b: order.get(b, 3)):
+        plain.append((backend, {}, ""))
         given = settings.backend_options.get(backend, {})
         if backend == "openvino" and settings.reduced_precision and "precision" not in given:
-            out += [(backend, {"precision": p}, f"-{p}") for p in reduced_precisions()]
+            plain += [(backend, {"precision": p}, f"-{p}") for p in reduced_precisions()]
         if backend == "tvm" and settings.tvm_tune_share > 0 and "tune_seconds" not in given:
-            # The share is the whole search's: split between the candidate models.
             share = settings.tvm_tune_share * settings.budget_s / max(1, len(settings.candidates))
-            out.append((backend, {"tune_seconds": share}, f"-tuned{share:.0f}s"))
-    return out
+            tuned.append((backend, {"tune_seconds": share}, f"-tuned{share:.0f}s"))
+    return plain + tuned
 
 
 def pick_winner(tried: Sequence[Outcome], comparison: Comparison) -> Outcome | None:

@@ -30,12 +30,13 @@ TVM is imported only when a model is compiled or loaded, never to list backends.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
 import os
 import platform
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -153,6 +154,27 @@ def _host_arch() -> str:
     return _ARCH.get(platform.machine().lower(), platform.machine().lower())
 
 
+@contextlib.contextmanager
+def _affinity_kept() -> Iterator[None]:
+    """Run a block, then give the calling thread back the CPUs it had.
+
+    TVM's thread pool binds the thread that starts it to a core (``TVM_BIND_THREADS``; with one
+    thread, core 0) and never lets go. In a process that does more than run this model (the app,
+    ``auto`` checking fidelity in-process, a parent that then starts benchmark workers, which
+    inherit the mask) everything afterwards ran on one core: a 2-thread variant measured 0.32x
+    where it runs at 1x. The check costs one system call per inference.
+    """
+    if not hasattr(os, "sched_getaffinity"):
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    try:
+        yield
+    finally:
+        if os.sched_getaffinity(0) != before:
+            os.sched_setaffinity(0, before)
+
+
 def _set_threads(tvm: Any, threads: int | None) -> None:
     """Size TVM's thread pool before its first parallel kernel starts it.
 
@@ -170,7 +192,8 @@ def _set_threads(tvm: Any, threads: int | None) -> None:
     os.environ["TVM_NUM_THREADS"] = str(threads)
     config = tvm.get_global_func("runtime.config_threadpool", allow_missing=True)
     if config is not None:
-        config(-3, threads)  # kSpecifyThreadShareAllCore: threads float over all cores
+        with _affinity_kept():  # configuring the pool binds the calling thread to a core
+            config(-3, threads)  # kSpecifyThreadShareAllCore: threads float over all cores
 
 
 def _spec_json(spec: TensorSpec) -> dict[str, Any]:
@@ -229,7 +252,7 @@ class TvmCompiledModel:
             )
         tvm = _tvm()
         args = [tvm.runtime.tensor(np.ascontiguousarray(feeds[s.name])) for s in self.inputs]
-        with tvm_errors(f"tvm failed running {self._source}"):
+        with tvm_errors(f"tvm failed running {self._source}"), _affinity_kept():
             out = self._main(*args)
         values = [out] if hasattr(out, "numpy") else list(out)
         return {o.name: v.numpy() for o, v in zip(self.outputs, values, strict=True)}
