@@ -81,3 +81,14 @@ def test_one_bound_syntax_with_errors_that_say_how() -> None:
         parse_bound("max_abs>=0.1")
     with pytest.raises(ConfigError, match=r"bound iou as iou>=VALUE"):
         parse_bound("iou<=0.9")
+
+
+def test_cosine_of_a_frame_without_a_person_is_not_noise() -> None:
+    rng = np.random.default_rng(0)
+    person = [rng.random((1, 8, 8)) for _ in range(11)]
+    empty_ref, empty_cand = rng.random((1, 8, 8)) * 1e-20, rng.random((1, 8, 8)) * 1e-20
+    m = compare_outputs([*person, empty_ref], [*person, empty_cand])
+    assert m.cosine == pytest.approx(1.0)  # was 11/12: the empty frame scored ~0
+    # One side empty, the other not: they disagree, and that still counts.
+    m = compare_outputs([*person, person[0]], [*person, empty_cand])
+    assert m.cosine == pytest.approx(11 / 12)

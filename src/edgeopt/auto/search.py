@@ -153,11 +153,15 @@ class _Search:
         tmp.rename(folder)
         return str(folder / "model.onnx"), "ok"
 
-    def prune_ratio(self, note: Progress) -> tuple[float | None, str]:
-        """The largest of `PRUNE_RATIOS` whose pruned model meets the bound on ORT."""
+    def prune_ratio(self, note: Progress, deadline: float) -> tuple[float | None, str]:
+        """The largest of `PRUNE_RATIOS` whose pruned model meets the bound on ORT (the
+        ladder stops at the deadline with what it has)."""
         best: float | None = None
         why = ""
         for ratio in PRUNE_RATIOS:
+            if time.monotonic() > deadline:
+                why = why or f"over budget before pruning at {ratio:g}"
+                break
             passes = [self.step({"name": "prune_structured"}, ratio)]
             path, status = self.optimized(f"pruned-{ratio:g}", passes, note)
             if status == "no pass applied":  # too few channels to remove any at this ratio
@@ -281,7 +285,7 @@ def _variants(
     settings = run.settings
     ratio, prune_why = None, ""
     if any(c.startswith("pruned") for c in settings.candidates):
-        ratio, prune_why = run.prune_ratio(note)
+        ratio, prune_why = run.prune_ratio(note, deadline)
     models: dict[str, tuple[str, str]] = {}  # candidate -> (model file, status)
     for cand in settings.candidates:
         if time.monotonic() > deadline:
