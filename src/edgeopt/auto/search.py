@@ -302,6 +302,8 @@ def _variants(
         for cand in settings.candidates:
             path, status = models[cand]
             for threads in settings.threads:
+                if "tune_seconds" in extra and threads != max(settings.threads):
+                    continue  # tuned once per model, at the most threads: the share is its own
                 opts = {**settings.backend_options.get(backend, {}), **extra, "threads": threads}
                 name = f"{cand}@{backend}{tag}-{threads}t"
                 t = Outcome(name, cand, backend, opts, path, None, status)
