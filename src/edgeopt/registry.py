@@ -69,7 +69,7 @@ def _table(builtin: dict[str, str], group: str) -> dict[str, str]:
 
 
 def _load(kind: str, name: str, table: dict[str, str]) -> Any:
-    name = _ALIASES.get(name, name)
+    name = canonical_name(name)
     if name not in table:
         known = ", ".join(sorted(table)) or "none"
         raise PluginError(f"unknown {kind} {name!r}; known {kind}s: {known}")
@@ -95,7 +95,7 @@ def _instance(kind: str, name: str, table: dict[str, str], protocol: type) -> An
     impl = _load(kind, name, table)()
     if not isinstance(impl, protocol):
         raise PluginError(
-            f"{kind} {name!r} ({table.get(_ALIASES.get(name, name))}) does not implement the "
+            f"{kind} {name!r} ({table.get(canonical_name(name))}) does not implement the "
             f"{protocol.__name__} protocol (see edgeopt.{kind}s.base): fix or remove the plugin"
         )
     return impl

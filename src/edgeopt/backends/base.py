@@ -84,9 +84,18 @@ class Backend(Protocol):
 
 
 def parse_options(
-    options_type: type[_O], options: BaseModel | Mapping[str, Any] | None, backend: str
+    options_type: type[_O],
+    options: BaseModel | Mapping[str, Any] | None,
+    backend: str,
+    kind: str = "backend",
 ) -> _O:
-    """Validate ``options`` against a backend's options model (``backend.options_type``).
+    """Validate ``options`` against a plugin's options model (``backend.options_type``).
+
+    Args:
+        options_type: The options model.
+        options: The options as given (a model, a mapping, or None for the defaults).
+        backend: The plugin's name, for the message.
+        kind: What the plugin is (``backend``, ``pass``), for the message.
 
     Raises:
         ConfigError: An unknown option or a value of the wrong type, named in the message.
@@ -98,7 +107,7 @@ def parse_options(
         return options_type.model_validate(dict(raw or {}))
     except ValidationError as e:
         problems = describe_validation(e)
-        raise ConfigError(f"bad options for backend {backend!r}: {problems}") from e
+        raise ConfigError(f"bad options for {kind} {backend!r}: {problems}") from e
 
 
 def check_feeds(specs: Sequence[TensorSpec], feeds: Mapping[str, np.ndarray]) -> None:

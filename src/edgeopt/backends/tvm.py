@@ -158,11 +158,12 @@ def _host_arch() -> str:
 def _affinity_kept() -> Iterator[None]:
     """Run a block, then give the calling thread back the CPUs it had.
 
-    TVM's thread pool binds the thread that starts it to a core (``TVM_BIND_THREADS``; with one
-    thread, core 0) and never lets go. In a process that does more than run this model (the app,
-    ``auto`` checking fidelity in-process, a parent that then starts benchmark workers, which
-    inherit the mask) everything afterwards ran on one core: a 2-thread variant measured 0.32x
-    where it runs at 1x. The check costs one system call per inference.
+    Configuring TVM's thread pool binds the calling thread to a core (``TVM_BIND_THREADS``; with
+    one thread, core 0) and never lets go. In a process that does more than run this model (the
+    app, ``auto`` checking fidelity in-process, a parent that then starts benchmark workers,
+    which inherit the mask) everything afterwards ran on one core: a 2-thread variant measured
+    0.32x where it runs at 1x. Only the configuration binds (runs afterwards leave the mask as
+    it is: checked), so only `_set_threads` needs this, not the per-inference path.
     """
     if not hasattr(os, "sched_getaffinity"):
         yield
@@ -252,7 +253,7 @@ class TvmCompiledModel:
             )
         tvm = _tvm()
         args = [tvm.runtime.tensor(np.ascontiguousarray(feeds[s.name])) for s in self.inputs]
-        with tvm_errors(f"tvm failed running {self._source}"), _affinity_kept():
+        with tvm_errors(f"tvm failed running {self._source}"):
             out = self._main(*args)
         values = [out] if hasattr(out, "numpy") else list(out)
         return {o.name: v.numpy() for o, v in zip(self.outputs, values, strict=True)}

@@ -9,11 +9,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 import onnx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from edgeopt._fs import atomic_path
 from edgeopt.artifact import ModelArtifact, load_onnx
-from edgeopt.errors import ConfigError, describe_validation
+from edgeopt.backends.base import parse_options
 from edgeopt.rewrites import default_opset, upgrade_opset
 
 __all__ = [
@@ -36,12 +36,7 @@ def parse_pass_options(pass_name: str, options_type: type[_O], raw: Mapping[str,
     Raises:
         ConfigError: An unknown option or a value of the wrong type.
     """
-    if isinstance(raw, options_type):
-        return raw
-    try:
-        return options_type.model_validate(dict(raw or {}))
-    except ValidationError as e:
-        raise ConfigError(f"bad options for pass {pass_name!r}: {describe_validation(e)}") from e
+    return parse_options(options_type, raw, pass_name, kind="pass")
 
 
 def save_proto(model: onnx.ModelProto, path: Path) -> ModelArtifact:

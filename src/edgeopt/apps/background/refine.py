@@ -25,6 +25,12 @@ from edgeopt.interface import Order
 __all__ = ["GuidedRefiner", "remove_small_blobs"]
 
 _RING = np.ones((7, 7), np.uint8)  # the soft ring around a blob, at model pixels
+_GREY = {
+    "BGR": cv2.COLOR_BGR2GRAY,
+    "RGB": cv2.COLOR_RGB2GRAY,
+    "BGRA": cv2.COLOR_BGRA2GRAY,
+    "RGBA": cv2.COLOR_RGBA2GRAY,
+}
 
 
 def remove_small_blobs(mask: np.ndarray, min_area: float) -> np.ndarray:
@@ -91,13 +97,7 @@ class GuidedRefiner:
     def __call__(self, mask: np.ndarray, frame: np.ndarray, order: Order, out: np.ndarray) -> None:
         """Refine ``mask`` (HxW uint8) guided by ``frame`` (HxWxC uint8), into ``out``."""
         h, w = mask.shape
-        codes = {
-            "BGR": cv2.COLOR_BGR2GRAY,
-            "RGB": cv2.COLOR_RGB2GRAY,
-            "BGRA": cv2.COLOR_BGRA2GRAY,
-            "RGBA": cv2.COLOR_RGBA2GRAY,
-        }
-        grey = cv2.cvtColor(frame, codes[order])
+        grey = cv2.cvtColor(frame, _GREY[order])
         low = (max(1, w // self.scale), max(1, h // self.scale))
         guide = cv2.resize(grey, low, interpolation=cv2.INTER_AREA).astype(np.float32) / 255
         p = cv2.resize(mask, low, interpolation=cv2.INTER_AREA).astype(np.float32) / 255
