@@ -24,6 +24,8 @@ def test_small_blobs_go_the_person_stays_and_small_holes_fill() -> None:
     person[:40, :40] = False  # the blob
     np.testing.assert_array_equal(out[person], mask[person])  # the person is untouched
     assert remove_small_blobs(mask, 0.0) is mask  # 0: off
+    clean = remove_small_blobs(out, 0.002)
+    assert clean is out  # nothing left to drop or fill: the mask itself, no copy
 
 
 def test_guided_refinement_moves_the_edge_onto_the_frame_edge() -> None:
