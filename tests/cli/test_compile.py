@@ -173,6 +173,27 @@ def test_info_profile_times_each_kernel_op(conv_model: Path) -> None:
     assert ops and all(n >= 1 and ms >= 0 for n, ms in ops.values())
 
 
+def test_info_profile_times_each_kernel_of_a_tvm_artifact(conv_model: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tvm")
+    art = tmp_path / "art"
+    result = CliRunner().invoke(app, ["compile", str(conv_model), "-b", "tvm", "-o", str(art)])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["info", str(art), "--profile", "--json"])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    kernels = json.loads(text[text.index("{") :])["profile_ms"]
+    # TVM fuses the conv with its bias and relu into one kernel, called once per inference
+    fused = [k for k in kernels if "conv2d" in k]
+    assert fused and kernels[fused[0]][0] == 1 and kernels[fused[0]][1] > 0
+    table = CliRunner().invoke(app, ["info", str(art), "--profile"])
+    assert table.exit_code == 0 and "TVM profile" in table.output and fused[0] in table.output
+    ort = tmp_path / "ort"
+    CliRunner().invoke(app, ["compile", str(conv_model), "-b", "onnxruntime", "-o", str(ort)])
+    refused = CliRunner().invoke(app, ["info", str(ort), "--profile"])
+    assert refused.exit_code != 0
+    assert "--profile on an artifact needs a TVM one (this is onnxruntime)" in refused.output
+
+
 def test_json_on_stdout_and_on_list_commands(conv_model: Path) -> None:
     result = CliRunner().invoke(app, ["bench", str(conv_model), "--runs", "10", "--json", "-"])
     assert result.exit_code == 0, result.output

@@ -13,6 +13,7 @@ from edgeopt.artifact import model_summary
 from edgeopt.backends.saved import is_saved, read_saved
 from edgeopt.cli._options import parse_shapes
 from edgeopt.cli._output import console, print_table
+from edgeopt.errors import ConfigError
 
 __all__ = ["LEVERS", "info"]
 
@@ -50,7 +51,10 @@ def info(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     profile: bool = typer.Option(
-        False, "--profile", help="Also time each operator type on ONNX Runtime (its profiler)."
+        False,
+        "--profile",
+        help="Also time each operator type on ONNX Runtime (its profiler), or each kernel of "
+        "a TVM artifact (the Relax VM's instrument hook).",
     ),
     shape: list[str] = typer.Option(
         [], "--shape", help="Size of an input with dynamic dimensions: NAME=1x3x256x256."
@@ -59,8 +63,9 @@ def info(
     """Show a model's interface, operators, size and parameter count (or an artifact's)."""
     if is_saved(model):
         meta = read_saved(model)
+        kernels = _kernel_profile(model, meta, shape) if profile else None
         if as_json:
-            console.print_json(json.dumps(meta))
+            console.print_json(json.dumps({**meta, "profile_ms": kernels} if profile else meta))
             return
         console.print(
             f"[bold]{model}[/bold]: compiled for {meta['backend']} (target {meta['target']}) "
@@ -68,6 +73,14 @@ def info(
         )
         console.print(f"options {meta['options']}; versions {meta['versions']}")
         _io_table(meta)
+        if kernels is not None:
+            _profile_table(
+                "TVM profile (ms per inference, 50 runs, random inputs; each call includes "
+                "~1 us of the hook)",
+                "kernel",
+                {k: (n, ms) for k, (n, ms) in kernels.items()},
+                {},
+            )
         return
     artifact = load(model)
     summary = model_summary(artifact)
@@ -90,12 +103,42 @@ def info(
     _io_table(summary)
     print_table("operators", ("op", "count"), [(k, str(v)) for k, v in summary["ops"].items()])
     if profile:
-        total = sum(ms for _, ms in ops.values()) or 1.0
-        print_table(
+        _profile_table(
             "ONNX Runtime profile (after its fusions; ms per inference, 50 runs, random inputs)",
-            ("kernel op", "kernels", "ms", "share", "what addresses it"),
-            [
-                (op, str(n), f"{ms:.3f}", f"{ms / total:.0%}", LEVERS.get(op, ""))
-                for op, (n, ms) in ops.items()
-            ],
+            "kernel op",
+            ops,
+            LEVERS,
         )
+
+
+def _kernel_profile(model: Path, meta: dict[str, Any], shape: list[str]) -> dict[str, Any]:
+    """Per-kernel times of a TVM artifact, as ``{kernel: [calls, ms]}``.
+
+    Raises:
+        ConfigError: An artifact of another backend.
+    """
+    from edgeopt.backends.base import feeds_for
+    from edgeopt.backends.saved import load_saved
+    from edgeopt.backends.tvm import TvmCompiledModel
+
+    compiled = load_saved(model)
+    if not isinstance(compiled, TvmCompiledModel):
+        raise ConfigError(
+            f"{model}: --profile on an artifact needs a TVM one (this is {meta['backend']}); "
+            "for ONNX Runtime's per-operator profile give the .onnx model"
+        )
+    feeds = feeds_for(compiled.inputs, parse_shapes(shape))
+    return {k: [n, ms] for k, (n, ms) in compiled.profile(feeds).items()}
+
+
+def _profile_table(title: str, what: str, rows: dict[str, Any], levers: dict[str, str]) -> None:
+    """Times per kernel or op, with their share of the sum."""
+    total = sum(ms for _, ms in rows.values()) or 1.0
+    print_table(
+        title,
+        (what, "calls", "ms", "share", "what addresses it"),
+        [
+            (k, str(n), f"{ms:.3f}", f"{ms / total:.0%}", levers.get(k, ""))
+            for k, (n, ms) in rows.items()
+        ],
+    )
