@@ -25,6 +25,7 @@ loads, the same kernel runs on one thread.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable
 
@@ -34,6 +35,7 @@ import numpy as np
 
 __all__ = ["blend_into", "blend_over_grid"]
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when OpenMP starts: first blend
 numba.config.THREADING_LAYER = "threadsafe"  # type: ignore[attr-defined]
 
 
