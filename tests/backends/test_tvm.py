@@ -144,11 +144,17 @@ def test_tuning_is_kept_reused_budgeted_and_rebuilt_when_corrupt(
     assert {p.name: p.read_bytes() for p in db.iterdir() if p.is_file()} == saved
     np.testing.assert_allclose(second.run({"x": X})["y"], reference, rtol=1e-4, atol=1e-4)
 
+    # retune: the kernels with records are tuned further, from their records.
+    again = edgeopt.compile(model, "tvm", {**options, "retune": True})
+    assert (again.tuning.tasks_tuned, again.tuning.trials) == (2, 8)  # type: ignore[attr-defined]
+    assert len(_tuned_workloads(records)) == 2  # the same kernels, more records
+    assert len(records.read_text().splitlines()) > len(saved[records.name].splitlines())
+
     applied = edgeopt.compile(
         model, "tvm", {"threads": 1, "use_database": True, "cache_dir": cache}
     )
     assert applied.tuning is None  # type: ignore[attr-defined]
-    np.testing.assert_array_equal(applied.run({"x": X})["y"], second.run({"x": X})["y"])
+    np.testing.assert_array_equal(applied.run({"x": X})["y"], again.run({"x": X})["y"])
 
     # A half-written last line: moved aside with a warning, and tuned again, here under a time
     # budget that is spent at once: the session ends after its first measured batch.

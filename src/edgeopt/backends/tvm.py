@@ -86,6 +86,12 @@ class TvmOptions(BackendOptions):
     trials_per_task: int | None = Field(
         default=None, ge=1, description="Most trials per kernel; None: the budget spread evenly."
     )
+    retune: bool = Field(
+        default=False,
+        description="With a tuning budget: also tune further the kernels the database already "
+        "has records for, starting from them (a second --tune continues the first); False: "
+        "only kernels without a record are tuned.",
+    )
     use_database: bool = Field(
         default=False,
         description="Apply the tuning database's records for this model and target without "
@@ -431,6 +437,7 @@ class TvmBackend:
                     seconds=opts.tune_seconds,
                     trials_per_task=opts.trials_per_task,
                     threads=opts.threads or os.cpu_count() or 1,
+                    again=opts.retune,
                 )
                 logger.info("tvm tuning of %s: %s", model.path, tuning)
             if tune or opts.use_database:

@@ -323,8 +323,13 @@ def tune(
     trials_per_task: int | None = None,
     threads: int = 1,
     runner: Any = None,
+    again: bool = False,
 ) -> TuneReport:
-    """Tune the tasks of ``mod`` that the database in ``directory`` has no record for.
+    """Tune the kernels of ``mod`` that the database in ``directory`` has no record for.
+
+    With ``again``, the kernels tuned before are tuned further too (after the new ones),
+    MetaSchedule's evolutionary search seeded with their best records: a second budget
+    continues the first instead of doing nothing.
 
     Args:
         mod: A legalized, fused Relax module (after the zero pipeline).
@@ -336,6 +341,7 @@ def tune(
         threads: Threads for the search itself.
         runner: A MetaSchedule runner (e.g. an ``RPCRunner`` that times candidates on a
             device); default: a local runner on this machine.
+        again: Also tune the kernels that have records.
 
     Returns:
         What was tuned.
@@ -346,11 +352,11 @@ def tune(
     t0 = time.monotonic()
     db, rebuilt = open_database(directory)
     extracted = ms.relax_integration.extract_tasks(mod, target)
-    # Heaviest kernels first: MetaSchedule's first round visits tasks in this order, so a short
-    # budget is spent on the convolutions that dominate latency, not on transposes.
+    # New kernels, then the heaviest: MetaSchedule's first round visits tasks in this order, so
+    # a short budget is spent on the convolutions that dominate latency, not on transposes.
     todo = sorted(
-        (t for t in extracted if not _scheduled(t) and not _has_record(db, t, target)),
-        key=_work,
+        (t for t in extracted if not _scheduled(t) and (again or not _has_record(db, t, target))),
+        key=lambda t: (not _has_record(db, t, target), _work(t)),
         reverse=True,
     )
     logger.info("tuning %d of %d tasks into %s", len(todo), len(extracted), directory)
