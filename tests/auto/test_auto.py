@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 import edgeopt
 from edgeopt.auto import AutoSettings, parse_bound, search
+from edgeopt.auto.search import SPAWN_S, startup_reserve
 from edgeopt.bench import Comparison
 from edgeopt.cli.auto import parse_duration
 from edgeopt.cli.main import app
@@ -177,6 +178,16 @@ def test_the_budget_is_a_hard_cap(conv_model: Path, tmp_path: Path) -> None:
     result = search(conv_model, tmp_path / "out", settings)
     assert time.monotonic() - start < settings.budget_s + 5  # worker start-up is the slack
     assert any(t.status == "over budget" for t in result.tried)
+
+
+def test_the_reserve_for_worker_start_up_grows_with_the_admitted_variants() -> None:
+    assert startup_reserve([], 3) == 0.0
+    # Two variants, three finalists: no screening; both start again for the confirmation.
+    assert startup_reserve([1.0, 3.0], 3) == (SPAWN_S + 1.0) + (SPAWN_S + 3.0)
+    # Eight: all start for the screening (sharing the cores), the three slowest again after.
+    eight = startup_reserve([1.0] * 7 + [9.0], 3)
+    assert eight > (SPAWN_S + 9.0) + 2 * (SPAWN_S + 1.0)
+    assert startup_reserve([1.0] * 7 + [9.0, 1.0], 3) > eight
 
 
 def test_screening_then_confirmation_against_the_baseline_alone(

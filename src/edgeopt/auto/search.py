@@ -223,8 +223,9 @@ def search(
     for b in set(names) - set(backends):
         note(f"skipping backend {b}: {get_backend(b).install_hint}")
     run = _Search(model, Path(out_dir), settings)
-    # The budget is a hard cap: the search stops early enough for both measurements (and
-    # their workers' start-up) to fit in it too.
+    # The budget is a hard cap: the search stops early enough for both measurements to fit in
+    # it too, with their workers' start-up (`startup_reserve`, which grows as variants are
+    # admitted), and skips a step that the slowest of its backend's so far would not fit.
     deadline = started + settings.budget_s - (settings.screen_s + settings.measure_s) * 1.5 - 10.0
     tried = _variants(run, backends, deadline, note)
     measured = [t for t in tried if t.status == "measured"]
@@ -298,6 +299,8 @@ def _variants(
     # Backends outside, cheapest first (tuned TVM last): a short budget then covers every
     # candidate on the quick runtimes before it is spent on compiling and tuning.
     tried: list[Outcome] = []
+    admitted: list[float] = []  # seconds each admitted variant took to compile and check
+    slowest: dict[str, float] = {}  # the longest check per backend: what the next may take
     for backend, extra, tag in _backend_variants(backends, settings):
         for cand in settings.candidates:
             path, status = models[cand]
@@ -307,8 +310,9 @@ def _variants(
                 opts = {**settings.backend_options.get(backend, {}), **extra, "threads": threads}
                 name = f"{cand}@{backend}{tag}-{threads}t"
                 t = Outcome(name, cand, backend, opts, path, None, status)
-                left = deadline - time.monotonic()
-                if left <= 0 or ("tune_seconds" in opts and opts["tune_seconds"] > left):
+                left = deadline - time.monotonic() - startup_reserve(admitted, settings.finalists)
+                need = opts.get("tune_seconds", 0.0) + slowest.get(backend, 0.0)
+                if left <= 0 or need > left:
                     tried.append(replace(t, status="over budget"))
                 elif status != "ok":
                     tried.append(t)
@@ -317,8 +321,33 @@ def _variants(
                     why = "skipped: litert runs only the original .tflite, not this candidate"
                     tried.append(replace(t, status=why))
                 else:
+                    began = time.monotonic()
                     tried.append(_checked(run, t, note))
+                    took = time.monotonic() - began
+                    slowest[backend] = max(slowest.get(backend, 0.0), took)
+                    if tried[-1].status == "measured":
+                        admitted.append(took)
     return tried
+
+
+SPAWN_S = 2.0
+"""Seconds a benchmark worker takes to start (a fresh interpreter importing edgeopt and its
+runtime) before it compiles its variant."""
+
+
+def startup_reserve(admitted: Sequence[float], finalists: int) -> float:
+    """Seconds the two measurements will spend starting their workers, beyond their own time.
+
+    Every admitted variant gets a worker in the screening, and the finalists again in the
+    confirmation; each compiles its variant as its check did (``admitted``: those checks'
+    seconds). The screening's workers start together, sharing the cores.
+    """
+    if not admitted:
+        return 0.0
+    each = [SPAWN_S + s for s in admitted]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    screening = sum(each) / max(1, cores or 1) if len(admitted) > finalists else 0.0
+    return screening + sum(sorted(each)[-finalists:])
 
 
 def _checked(run: _Search, t: Outcome, note: Progress) -> Outcome:
