@@ -143,7 +143,7 @@ def test_tuned_tvm_is_a_candidate_with_its_share_of_the_budget(
         pytest.skip("TVM is not installed")
     settings = SETTINGS.model_copy(
         update={
-            "candidates": ("fp32",),
+            "candidates": ("fp32", "fp16-weights"),
             "backends": ("tvm",),
             "threads": (1, 2),
             "budget_s": 40.0,
@@ -152,10 +152,13 @@ def test_tuned_tvm_is_a_candidate_with_its_share_of_the_budget(
         }
     )
     result = search(conv_model, tmp_path / "out", settings)
-    # Tuned once per model, at the most threads (the untuned variant runs at every count).
+    # Tuned once, for the first candidate, at the most threads, with the whole share (the
+    # untuned variant runs for every candidate at every count).
     assert [t.name for t in result.tried if "tvm" in t.name] == [
         "fp32@tvm-1t",
         "fp32@tvm-2t",
+        "fp16-weights@tvm-1t",
+        "fp16-weights@tvm-2t",
         "fp32@tvm-tuned4s-2t",
     ]
     tuned = result.tried[-1]

@@ -83,8 +83,9 @@ class AutoSettings(BaseModel):
         default=0.4,
         ge=0.0,
         le=0.9,
-        description="Share of the budget given to tuning TVM, split between the candidate "
-        "models (0: untuned TVM only). The tuning database is kept: a second search reuses it.",
+        description="Share of the budget given to tuning TVM for the first candidate model "
+        "(0: untuned TVM only); a share shorter than MetaSchedule's first round tunes only the "
+        "heaviest kernels. The tuning database is kept: a second search reuses it.",
     )
     reduced_precision: bool = Field(
         default=True,

@@ -314,6 +314,12 @@ def _publish(src: Path, dst: Path) -> None:
             tmp.replace(dst / name)
 
 
+ROUND_CORE_S = 10.0
+"""Core-seconds one task costs in MetaSchedule's first round (its design space, a search and
+a batch of 16 built and run): 200 s for the 50 kernels of MediaPipe selfie on 2 cores, plus
+the contexts' set-up (2-core Xeon, December 2026)."""
+
+
 def tune(
     mod: Any,
     target: Any,
@@ -336,7 +342,8 @@ def tune(
         target: The ``tvm.target.Target``.
         directory: The persistent database folder.
         trials: Most candidates to measure in all.
-        seconds: Time budget; tuning stops at the first measurement after it.
+        seconds: Time budget; tuning stops at the first measurement after it, and a budget
+            too short for a first round over every task tunes the heaviest that fit.
         trials_per_task: Most candidates per task (default: ``trials`` spread over the tasks).
         threads: Threads for the search itself.
         runner: A MetaSchedule runner (e.g. an ``RPCRunner`` that times candidates on a
@@ -359,6 +366,20 @@ def tune(
         key=lambda t: (not _has_record(db, t, target), _work(t)),
         reverse=True,
     )
+    if seconds is not None and todo:
+        # MetaSchedule's first round searches, builds and sends a batch of every task before
+        # any measurement comes back (and before the deadline can be checked): with 50 tasks
+        # that round alone takes about 3 minutes on 2 cores. Under a shorter budget only the
+        # heaviest kernels that fit in it are tuned.
+        fits = max(1, int(seconds * max(1, threads) / ROUND_CORE_S))
+        if fits < len(todo):
+            logger.info(
+                "a %.0f s budget fits a first round over %d of %d tasks: tuning those",
+                seconds,
+                fits,
+                len(todo),
+            )
+            todo = todo[:fits]
     logger.info("tuning %d of %d tasks into %s", len(todo), len(extracted), directory)
     if not todo or trials <= 0:
         return TuneReport(str(directory), len(extracted), 0, 0, time.monotonic() - t0, rebuilt)
