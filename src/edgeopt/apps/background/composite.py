@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.apps.background.errors import VideoError
 from edgeopt.apps.background.extremes import ExtremesCache
-from edgeopt.apps.background.kernels import blend_into, blend_over_grid
+from edgeopt.apps.background.kernels import blend_into, blend_over_grid, warm_up
 from edgeopt.apps.background.segmenter import Order
 from edgeopt.errors import ConfigError
 
@@ -208,6 +208,8 @@ class Compositor:
         self._solid: dict[tuple[int, int, str], np.ndarray] = {}
         self._buffers: dict[str, np.ndarray] = {}
         self._extremes = ExtremesCache()
+        if self.options.effect in ("blur", "replace", "remove"):
+            warm_up()  # the blend's machine code, before the first frame
 
     def _scratch(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         """A uint8 work buffer reused across frames of the same size (a fresh multi-megabyte

@@ -3,6 +3,8 @@
 ``out = (fg * a + bg * (255 - a)) / 255``, rounded, for HxWx3 uint8 images and an HxW uint8
 alpha, in one pass that reads each input once and writes each output pixel once, in 16-bit
 integer SIMD lanes (LLVM vectorizes the row loop), rows split over the CPUs.
+`blend_over_grid` does the same over a background given at reduced size (the blur's),
+upscaling it bilinearly inside the pass.
 
 Written by hand because no maintained library does this pass in one go: OpenCV has no
 uint8 alpha blend (``cv2.blendLinear`` wants two float32 weight images; the four-call uint8
@@ -15,11 +17,12 @@ on two threads with the frames in cache, 0.43 ms on a stream of frames (0.76 ms 
 thread). Without the casts to 16 bits after each operation (Numba widens integers to 64
 bits) LLVM used 64-bit lanes and the same loop took 0.43-0.72 ms in cache.
 
-Numba compiles the kernel on first use (a few seconds) and caches the machine code on disk
+Numba compiles the kernels on first use (a few seconds) and caches the machine code on disk
 (``__pycache__`` beside this file, or Numba's cache folder when that is read-only), so later
-processes start at once. Its threads come from Numba's OpenMP/TBB layer, which is safe to call
-from several threads at once (the pipelined stages, the GStreamer element); where neither layer
-loads, the same kernel runs on one thread.
+processes load them in about a second (`warm_up` does it before the first frame). Their
+threads come from Numba's OpenMP/TBB layer, which is safe to call from several threads at
+once (the pipelined stages, the GStreamer element); where neither layer loads, the same
+kernels run on one thread.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import cv2
 import numba
 import numpy as np
 
-__all__ = ["blend_into", "blend_over_grid"]
+__all__ = ["blend_into", "blend_over_grid", "warm_up"]
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when OpenMP starts: first blend
 numba.config.THREADING_LAYER = "threadsafe"  # type: ignore[attr-defined]
@@ -109,7 +112,9 @@ def _run(name: str, *args: np.ndarray) -> None:
                 parallel(*args)
                 _chosen[name] = parallel
                 return
-            except ValueError:  # "No threading layer could be loaded."
+            except ValueError as e:  # "No threading layer could be loaded."
+                if "threading layer" not in str(e):
+                    raise
                 _chosen[name] = _compiled(python, parallel=False)
     _chosen[name](*args)
 
@@ -196,3 +201,13 @@ def blend_over_grid(
     fg_, mask_ = np.ascontiguousarray(fg), np.ascontiguousarray(mask)
     _run("grid", out, fg_, wide, mask_, *_rows(height, cells))
     return out
+
+
+def warm_up() -> None:
+    """Compile (or load from the disk cache) both kernels now, on a few pixels, so that the
+    first frame does not wait for them."""
+    if len(_chosen) == len(_KERNELS):
+        return
+    pixels = np.zeros((2, 2, 3), np.uint8)
+    blend_into(pixels.copy(), pixels, pixels, pixels[..., 0].copy())
+    blend_over_grid(pixels.copy(), pixels, np.zeros((1, 1, 3), np.uint8), pixels[..., 0].copy())
