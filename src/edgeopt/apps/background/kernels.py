@@ -33,69 +33,10 @@ import threading
 from collections.abc import Callable
 
 import cv2
-import numba
 import numpy as np
 
 __all__ = ["blend_into", "blend_over_grid", "warm_up"]
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when OpenMP starts: first blend
-numba.config.THREADING_LAYER = "threadsafe"  # type: ignore[attr-defined]
-
-
-_u16 = np.uint16
-
-
-def _blend_kernel(out: np.ndarray, fg: np.ndarray, bg: np.ndarray, mask: np.ndarray) -> None:
-    height, width = mask.shape
-    for y in numba.prange(height):
-        o, f, b, m = out[y].reshape(-1), fg[y].reshape(-1), bg[y].reshape(-1), mask[y]
-        for x in range(width):
-            a = _u16(m[x])
-            na = _u16(_u16(255) - a)
-            for c in range(3):
-                i = 3 * x + c
-                # Each step cast back to 16 bits: Numba widens integer arithmetic to 64 bits,
-                # and the casts let LLVM use 16-bit SIMD lanes (32 per AVX-512 register).
-                v = _u16(_u16(_u16(f[i]) * a) + _u16(_u16(b[i]) * na) + _u16(128))
-                o[i] = np.uint8(_u16(v + _u16(v >> 8)) >> 8)  # v / 255, rounded, exactly
-
-
-def _grid_kernel(
-    out: np.ndarray,
-    fg: np.ndarray,
-    wide: np.ndarray,
-    mask: np.ndarray,
-    top: np.ndarray,
-    bottom: np.ndarray,
-    weight: np.ndarray,
-) -> None:
-    height, width = mask.shape
-    for y in numba.prange(height):
-        o, f, m = out[y].reshape(-1), fg[y].reshape(-1), mask[y]
-        r0, r1 = wide[top[y]].reshape(-1), wide[bottom[y]].reshape(-1)
-        w1 = _u16(weight[y])
-        w0 = _u16(_u16(256) - w1)
-        for x in range(width):
-            a = _u16(m[x])
-            na = _u16(_u16(255) - a)
-            for c in range(3):
-                i = 3 * x + c
-                b = _u16(_u16(_u16(_u16(r0[i]) * w0) + _u16(_u16(r1[i]) * w1) + _u16(128)) >> 8)
-                v = _u16(_u16(_u16(f[i]) * a) + _u16(b * na) + _u16(128))
-                o[i] = np.uint8(_u16(v + _u16(v >> 8)) >> 8)
-
-
-def _compiled(kernel: Callable[..., None], parallel: bool) -> Callable[..., None]:
-    """The kernel compiled (lazily, at its first call), its machine code cached on disk."""
-    return numba.njit(  # type: ignore[no-any-return]
-        kernel, cache=True, nogil=True, boundscheck=False, fastmath=True, parallel=parallel
-    )
-
-
-_KERNELS: dict[str, tuple[Callable[..., None], Callable[..., None]]] = {
-    "blend": (_blend_kernel, _compiled(_blend_kernel, parallel=True)),
-    "grid": (_grid_kernel, _compiled(_grid_kernel, parallel=True)),
-}
 _chosen: dict[str, Callable[..., None]] = {}
 _lock = threading.Lock()
 
@@ -105,17 +46,21 @@ def _run(name: str, *args: np.ndarray) -> None:
     if kernel is not None:
         kernel(*args)
         return
-    with _lock:  # the first call compiles; one thread does it
+    with _lock:  # the first call imports Numba and compiles; one thread does it
         if name not in _chosen:
-            python, parallel = _KERNELS[name]
+            # Read when OpenMP starts (at the first parallel call below); set only here, so
+            # that other commands, and OpenMP users that start first (PyTorch), are untouched.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+            from edgeopt.apps.background import _loops
+
             try:
-                parallel(*args)
-                _chosen[name] = parallel
+                _loops.PARALLEL[name](*args)
+                _chosen[name] = _loops.PARALLEL[name]
                 return
             except ValueError as e:  # "No threading layer could be loaded."
                 if "threading layer" not in str(e):
                     raise
-                _chosen[name] = _compiled(python, parallel=False)
+                _chosen[name] = _loops.serial(name)
     _chosen[name](*args)
 
 
@@ -206,7 +151,7 @@ def blend_over_grid(
 def warm_up() -> None:
     """Compile (or load from the disk cache) both kernels now, on a few pixels, so that the
     first frame does not wait for them."""
-    if len(_chosen) == len(_KERNELS):
+    if len(_chosen) == 2:
         return
     pixels = np.zeros((2, 2, 3), np.uint8)
     blend_into(pixels.copy(), pixels, pixels, pixels[..., 0].copy())
