@@ -45,6 +45,7 @@ from edgeopt.auto.settings import (
     parse_bound,
 )
 from edgeopt.backends.openvino import reduced_precisions
+from edgeopt.bench.environment import usable_cores
 from edgeopt.bench.fidelity import compare_outputs, mask_reader, run_outputs
 from edgeopt.bench.harness import BenchSettings, Variant, compare
 from edgeopt.bench.result import Comparison
@@ -348,8 +349,7 @@ def startup_reserve(admitted: Sequence[float], finalists: int) -> float:
     if not admitted:
         return 0.0
     each = [SPAWN_S + s for s in admitted]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    screening = sum(each) / max(1, cores or 1) if len(admitted) > finalists else 0.0
+    screening = sum(each) / usable_cores() if len(admitted) > finalists else 0.0
     return screening + sum(sorted(each)[-finalists:])
 
 

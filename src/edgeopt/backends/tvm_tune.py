@@ -361,11 +361,13 @@ def tune(
     extracted = ms.relax_integration.extract_tasks(mod, target)
     # New kernels, then the heaviest: MetaSchedule's first round visits tasks in this order, so
     # a short budget is spent on the convolutions that dominate latency, not on transposes.
-    todo = sorted(
-        (t for t in extracted if not _scheduled(t) and (again or not _has_record(db, t, target))),
-        key=lambda t: (not _has_record(db, t, target), _work(t)),
+    recorded = [(t, _has_record(db, t, target)) for t in extracted if not _scheduled(t)]
+    ranked = sorted(
+        ((t, r) for t, r in recorded if again or not r),
+        key=lambda tr: (not tr[1], _work(tr[0])),
         reverse=True,
     )
+    todo = [t for t, _ in ranked]
     if seconds is not None and todo:
         # MetaSchedule's first round searches, builds and sends a batch of every task before
         # any measurement comes back (and before the deadline can be checked): with 50 tasks

@@ -36,6 +36,14 @@ def _cpuinfo() -> tuple[str, list[str]]:
     return model, flags
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity), or all of them where that is unknown."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def environment() -> dict[str, Any]:
     """Facts about this machine and the libraries installed, JSON-ready."""
     model, flags = _cpuinfo()
@@ -45,15 +53,11 @@ def environment() -> dict[str, Any]:
             versions[name] = version(name)
         except PackageNotFoundError:
             continue
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 1
     return {
         "cpu": model,
         "cpu_flags": flags,
         "cores": os.cpu_count(),
-        "usable_cores": usable,
+        "usable_cores": usable_cores(),
         "machine": platform.machine(),
         "system": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),

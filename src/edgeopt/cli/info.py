@@ -78,7 +78,7 @@ def info(
                 "TVM profile (ms per inference, 50 runs, random inputs; each call includes "
                 "~1 us of the hook)",
                 "kernel",
-                {k: (n, ms) for k, (n, ms) in kernels.items()},
+                kernels,
                 {},
             )
         return

@@ -19,6 +19,17 @@ numba.config.THREADING_LAYER = "threadsafe"  # type: ignore[attr-defined]
 _u16 = np.uint16
 
 
+@numba.njit(inline="always", cache=True)
+def _mix(f: np.uint8, b: np.uint16, a: np.uint16, na: np.uint16) -> np.uint8:
+    """``(f * a + b * na) / 255``, rounded, exactly; ``a + na = 255``.
+
+    Each step is cast back to 16 bits: Numba widens integer arithmetic to 64 bits, and the
+    casts let LLVM use 16-bit SIMD lanes (32 per AVX-512 register).
+    """
+    v = _u16(_u16(_u16(f) * a) + _u16(_u16(b) * na) + _u16(128))
+    return np.uint8(_u16(v + _u16(v >> 8)) >> 8)  # v / 255, rounded: exact for v < 65536
+
+
 def blend(out: np.ndarray, fg: np.ndarray, bg: np.ndarray, mask: np.ndarray) -> None:
     height, width = mask.shape
     for y in numba.prange(height):
@@ -27,11 +38,7 @@ def blend(out: np.ndarray, fg: np.ndarray, bg: np.ndarray, mask: np.ndarray) -> 
             a = _u16(m[x])
             na = _u16(_u16(255) - a)
             for c in range(3):
-                i = 3 * x + c
-                # Each step cast back to 16 bits: Numba widens integer arithmetic to 64 bits,
-                # and the casts let LLVM use 16-bit SIMD lanes (32 per AVX-512 register).
-                v = _u16(_u16(_u16(f[i]) * a) + _u16(_u16(b[i]) * na) + _u16(128))
-                o[i] = np.uint8(_u16(v + _u16(v >> 8)) >> 8)  # v / 255, rounded, exactly
+                o[3 * x + c] = _mix(f[3 * x + c], b[3 * x + c], a, na)
 
 
 def grid(
@@ -55,8 +62,7 @@ def grid(
             for c in range(3):
                 i = 3 * x + c
                 b = _u16(_u16(_u16(_u16(r0[i]) * w0) + _u16(_u16(r1[i]) * w1) + _u16(128)) >> 8)
-                v = _u16(_u16(_u16(f[i]) * a) + _u16(b * na) + _u16(128))
-                o[i] = np.uint8(_u16(v + _u16(v >> 8)) >> 8)
+                o[i] = _mix(f[i], b, a, na)
 
 
 def _compiled(kernel: Callable[..., None], parallel: bool) -> Callable[..., None]:
@@ -66,14 +72,11 @@ def _compiled(kernel: Callable[..., None], parallel: bool) -> Callable[..., None
     )
 
 
-PARALLEL: dict[str, Callable[..., None]] = {
-    "blend": _compiled(blend, parallel=True),
-    "grid": _compiled(grid, parallel=True),
-}
+_LOOPS: dict[str, Callable[..., None]] = {"blend": blend, "grid": grid}
+PARALLEL = {name: _compiled(loop, parallel=True) for name, loop in _LOOPS.items()}
 """The loops compiled to run their rows on every CPU."""
 
 
 def serial(name: str) -> Callable[..., None]:
     """The loop compiled for one thread (where no thread-safe threading layer loads)."""
-    loops: dict[str, Callable[..., None]] = {"blend": blend, "grid": grid}
-    return _compiled(loops[name], parallel=False)
+    return _compiled(_LOOPS[name], parallel=False)

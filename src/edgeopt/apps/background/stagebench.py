@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgeopt.bench.environment import usable_cores
 from edgeopt.bench.worker import Worker
 from edgeopt.errors import ConfigError
 
@@ -130,7 +131,7 @@ class StageReport:
 
     results: tuple[StageResult, ...]
     loadavg: tuple[float, float] = (0.0, 0.0)
-    cores: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
+    cores: int = field(default_factory=usable_cores)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, percentiles included."""
