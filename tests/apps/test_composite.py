@@ -34,6 +34,13 @@ def test_blend_matches_the_float_formula() -> None:
     out = fg.copy()
     assert blend(out, bg, mask, out) is out  # in place, into the foreground itself
     np.testing.assert_array_equal(out, got)
+    back = bg.copy()
+    assert blend(fg, back, mask, back) is back  # into the background itself
+    np.testing.assert_array_equal(back, got)
+    # The output overlapping an input without being it: a row further down the same memory.
+    tall = np.concatenate([fg, fg[-1:]])
+    want_below = blend(tall[1:].copy(), bg, mask)
+    np.testing.assert_array_equal(blend(tall[1:], bg, mask, tall[:-1]), want_below)
 
 
 def test_blur_keeps_the_person_and_blurs_the_background(

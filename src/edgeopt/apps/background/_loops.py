@@ -30,15 +30,58 @@ def _mix(f: np.uint8, b: np.uint16, a: np.uint16, na: np.uint16) -> np.uint8:
     return np.uint8(_u16(v + _u16(v >> 8)) >> 8)  # v / 255, rounded: exact for v < 65536
 
 
+@numba.njit(inline="always", cache=True)
+def _blend_row(o: np.ndarray, f: np.ndarray, b: np.ndarray, m: np.ndarray, width: int) -> None:
+    for x in range(width):
+        a = _u16(m[x])
+        na = _u16(_u16(255) - a)
+        for c in range(3):
+            o[3 * x + c] = _mix(f[3 * x + c], b[3 * x + c], a, na)
+
+
+@numba.njit(inline="always", cache=True)
+def _grid_row(
+    o: np.ndarray,
+    f: np.ndarray,
+    r0: np.ndarray,
+    r1: np.ndarray,
+    w0: np.uint16,
+    w1: np.uint16,
+    m: np.ndarray,
+    width: int,
+) -> None:
+    for x in range(width):
+        a = _u16(m[x])
+        na = _u16(_u16(255) - a)
+        for c in range(3):
+            i = 3 * x + c
+            b = _u16(_u16(_u16(_u16(r0[i]) * w0) + _u16(_u16(r1[i]) * w1) + _u16(128)) >> 8)
+            o[i] = _mix(f[i], b, a, na)
+
+
+# One loop per way the output may alias an input. The rows are inlined into each, so where
+# ``out`` is an input LLVM sees one pointer and vectorizes; given the same array under two
+# names it checks at run time whether they overlap, finds they do, and runs its scalar loop:
+# 2.1-2.3 ms instead of 0.45-0.5 ms at 720p (the GStreamer element composites in place).
+
+
 def blend(out: np.ndarray, fg: np.ndarray, bg: np.ndarray, mask: np.ndarray) -> None:
-    height, width = mask.shape
-    for y in numba.prange(height):
-        o, f, b, m = out[y].reshape(-1), fg[y].reshape(-1), bg[y].reshape(-1), mask[y]
-        for x in range(width):
-            a = _u16(m[x])
-            na = _u16(_u16(255) - a)
-            for c in range(3):
-                o[3 * x + c] = _mix(f[3 * x + c], b[3 * x + c], a, na)
+    for y in numba.prange(mask.shape[0]):
+        _blend_row(out[y].reshape(-1), fg[y].reshape(-1), bg[y].reshape(-1), mask[y], mask.shape[1])
+
+
+def blend_on_fg(out: np.ndarray, bg: np.ndarray, mask: np.ndarray) -> None:
+    """`blend` with ``out`` the foreground itself."""
+    for y in numba.prange(mask.shape[0]):
+        o = out[y].reshape(-1)
+        _blend_row(o, o, bg[y].reshape(-1), mask[y], mask.shape[1])
+
+
+def blend_on_bg(out: np.ndarray, fg: np.ndarray, mask: np.ndarray) -> None:
+    """`blend` with ``out`` the background itself."""
+    for y in numba.prange(mask.shape[0]):
+        o = out[y].reshape(-1)
+        _blend_row(o, fg[y].reshape(-1), o, mask[y], mask.shape[1])
 
 
 def grid(
@@ -50,19 +93,27 @@ def grid(
     bottom: np.ndarray,
     weight: np.ndarray,
 ) -> None:
-    height, width = mask.shape
-    for y in numba.prange(height):
-        o, f, m = out[y].reshape(-1), fg[y].reshape(-1), mask[y]
-        r0, r1 = wide[top[y]].reshape(-1), wide[bottom[y]].reshape(-1)
+    for y in numba.prange(mask.shape[0]):
         w1 = _u16(weight[y])
-        w0 = _u16(_u16(256) - w1)
-        for x in range(width):
-            a = _u16(m[x])
-            na = _u16(_u16(255) - a)
-            for c in range(3):
-                i = 3 * x + c
-                b = _u16(_u16(_u16(_u16(r0[i]) * w0) + _u16(_u16(r1[i]) * w1) + _u16(128)) >> 8)
-                o[i] = _mix(f[i], b, a, na)
+        r0, r1 = wide[top[y]].reshape(-1), wide[bottom[y]].reshape(-1)
+        o, f = out[y].reshape(-1), fg[y].reshape(-1)
+        _grid_row(o, f, r0, r1, _u16(_u16(256) - w1), w1, mask[y], mask.shape[1])
+
+
+def grid_on_fg(
+    out: np.ndarray,
+    wide: np.ndarray,
+    mask: np.ndarray,
+    top: np.ndarray,
+    bottom: np.ndarray,
+    weight: np.ndarray,
+) -> None:
+    """`grid` with ``out`` the foreground itself."""
+    for y in numba.prange(mask.shape[0]):
+        w1 = _u16(weight[y])
+        r0, r1 = wide[top[y]].reshape(-1), wide[bottom[y]].reshape(-1)
+        o = out[y].reshape(-1)
+        _grid_row(o, o, r0, r1, _u16(_u16(256) - w1), w1, mask[y], mask.shape[1])
 
 
 def _compiled(kernel: Callable[..., None], parallel: bool) -> Callable[..., None]:
@@ -72,7 +123,13 @@ def _compiled(kernel: Callable[..., None], parallel: bool) -> Callable[..., None
     )
 
 
-_LOOPS: dict[str, Callable[..., None]] = {"blend": blend, "grid": grid}
+_LOOPS: dict[str, Callable[..., None]] = {
+    "blend": blend,
+    "blend_on_fg": blend_on_fg,
+    "blend_on_bg": blend_on_bg,
+    "grid": grid,
+    "grid_on_fg": grid_on_fg,
+}
 PARALLEL = {name: _compiled(loop, parallel=True) for name, loop in _LOOPS.items()}
 """The loops compiled to run their rows on every CPU."""
 
