@@ -75,6 +75,8 @@ def test_bad_models_and_names_are_config_errors(dynamic_model: Path, conv_model:
 def test_masks_on_the_sample_clip_match_the_fp32_reference(selfie_model: Path) -> None:
     """The pipeline's masks (edgeopt.compile, 2 threads) vs plain ORT fp32 on the same input."""
     seg = load_segmenter("mediapipe-selfie", backend_options={"threads": 2})
+    options = seg.model.options  # type: ignore[attr-defined]
+    assert options.spinning and options.spin_stop  # spin during a run only
     ref = ort.InferenceSession(str(selfie_model), providers=["CPUExecutionProvider"])
     ious, person = [], []
     for size in ((480, 640), (720, 1280)):

@@ -38,6 +38,21 @@ def test_alias_and_typed_options(conv_model: Path) -> None:
     assert compiled.run({"x": X})["y"].shape == (1, 4, 8, 8)
 
 
+def test_spinning_can_stop_when_a_run_returns(conv_model: Path) -> None:
+    import onnxruntime as ort
+
+    from edgeopt.backends.onnxruntime import _session_options
+
+    def entry(options: OrtOptions, key: str) -> str:
+        return str(_session_options(ort, options).get_session_config_entry(key))
+
+    assert entry(OrtOptions(spin_stop=True), "session.force_spinning_stop") == "1"
+    assert entry(OrtOptions(spinning=False), "session.intra_op.allow_spinning") == "0"
+    compiled = edgeopt.compile(conv_model, "ort", {"threads": 2, "spin_stop": True})
+    y = compiled.run({"x": X})["y"]
+    np.testing.assert_allclose(y, conv_relu_reference(X, *conv_weights()), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("options", "field"),
     [

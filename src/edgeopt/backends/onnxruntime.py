@@ -58,6 +58,12 @@ class OrtOptions(BackendOptions):
     spinning: bool = Field(
         default=True, description="Let intra-op threads spin between runs (lower latency)."
     )
+    spin_stop: bool = Field(
+        default=False,
+        description="Stop the threads' spinning the moment each run returns "
+        "(session.force_spinning_stop): the speed of spinning during a run, the CPUs left to "
+        "the application between runs.",
+    )
 
 
 def _ort() -> Any:
@@ -77,6 +83,8 @@ def _session_options(ort: Any, options: OrtOptions) -> Any:
         so.inter_op_num_threads = options.inter_op_threads
         so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
     so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.spinning else "0")
+    if options.spin_stop:
+        so.add_session_config_entry("session.force_spinning_stop", "1")
     so.log_severity_level = 3
     return so
 
