@@ -36,6 +36,7 @@ import numpy as np
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgeopt.apps.background.cpuload import SpareCores
 from edgeopt.apps.background.refine import GuidedRefiner, remove_small_blobs
 from edgeopt.apps.background.timing import StageTimes
 from edgeopt.artifact import load_onnx
@@ -115,6 +116,10 @@ class Segmenter:
             output meaning; read from the
             model's interface when None.
         options: Post-processing and frame skipping.
+        fallback: The same model compiled for fewer threads, run instead of ``model`` while
+            other processes leave fewer than ``needs`` of this process's CPUs idle
+            (`cpuload.SpareCores`); None: ``model`` always.
+        needs: The idle CPUs ``model`` needs to be the faster one (its thread count).
     """
 
     def __init__(
@@ -122,8 +127,15 @@ class Segmenter:
         model: CompiledModel,
         interface: ModelInterface | None = None,
         options: SegmenterOptions | None = None,
+        fallback: CompiledModel | None = None,
+        needs: int = 2,
     ) -> None:
         self.model = model
+        self.fallback = fallback
+        self._needs = needs
+        self._spare = SpareCores() if fallback is not None else None
+        self._busy = False
+        self.fallback_runs = 0
         self.interface = interface or _interface_of(model)
         if not self.interface.has_mask:
             raise ConfigError(
@@ -179,11 +191,27 @@ class Segmenter:
         Raises:
             BackendError: The backend failed. ConfigError: the output is not a mask.
         """
-        name = self.interface.output_name or self.model.outputs[0].name
-        out = self.model.run({self.interface.input_name: tensor})[name]
+        model = self.model
+        if self.fallback is not None and self._crowded():
+            model = self.fallback
+            self.fallback_runs += 1
+        name = self.interface.output_name or model.outputs[0].name
+        out = model.run({self.interface.input_name: tensor})[name]
         prob = self.interface.person_probability(out)
         self.model_runs += 1
         return prob
+
+    def _crowded(self) -> bool:
+        """Whether other processes take the CPUs ``model`` needs (with some hysteresis: the
+        counters are read every half second)."""
+        assert self._spare is not None  # made with the fallback
+        spare = self._spare.update()
+        if spare is not None:
+            if self._busy and spare > self._needs - 0.2:
+                self._busy = False
+            elif not self._busy and spare < self._needs - 0.5:
+                self._busy = True
+        return self._busy
 
     def postprocess(self, prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """The frame-sized uint8 mask for a probability map; updates the temporal state.
@@ -406,6 +434,7 @@ def load_segmenter(
         EdgeoptError: The model cannot be found, pulled or compiled.
     """
     from edgeopt._api import compile as compile_model
+    from edgeopt.bench.environment import usable_cores
 
     if is_saved(model):  # an `edgeopt compile` folder: its runtime only, its interface
         compiled_model = load_saved(model)
@@ -424,12 +453,19 @@ def load_segmenter(
             )
     if optimize and backend in ("onnxruntime", "ort") and variant is None and is_zoo:
         path = ort_layout_file(path)
+    fallback, needs = None, 2
     if backend in ("onnxruntime", "ort") and not isinstance(backend_options, BackendOptions):
         # Between two inferences this pipeline does its own CPU work (resize, blend, encode);
         # ORT's idle threads spinning for the next run steal those cores (on 2 cores the
         # composite measured 4-6x slower), and without spinning a run wakes its threads for
         # every operator (MediaPipe selfie: 2.3 ms on 2 threads, slower than 2.0 on one). So
         # they spin during a run and stop when it returns: 1.6 ms, the same CPU per frame.
-        backend_options = {"spinning": True, "spin_stop": True, **dict(backend_options or {})}
+        given = dict(backend_options or {})
+        backend_options = {"spinning": True, "spin_stop": True, **given}
+        needs = int(given.get("threads") or usable_cores())
+        if "threads" not in given and needs > 1:
+            # Spinning threads stall when another process holds one of their cores (5.8 ms
+            # with one core of two taken): a one-thread copy runs while that lasts.
+            fallback = compile_model(path, backend, {**backend_options, "threads": 1})
     compiled = compile_model(path, backend, backend_options)
-    return Segmenter(compiled, iface, options)
+    return Segmenter(compiled, iface, options, fallback, needs)
