@@ -28,6 +28,22 @@ def test_small_blobs_go_the_person_stays_and_small_holes_fill() -> None:
     assert clean is out  # nothing left to drop or fill: the mask itself, no copy
 
 
+def test_hundreds_of_specks_go_and_a_hole_in_a_big_blob_fills() -> None:
+    """More than 256 components (labels past a uint8 lookup table), specks on a background
+    that reaches the border, and big blobs kept whole."""
+    mask = np.zeros((256, 256), np.uint8)
+    mask[100:200, 20:236] = 255  # the person
+    mask[150:153, 120:123] = 0  # a small hole
+    for dy in (0, 1):  # 18 x 51 = 918 specks of 2x2 pixels above it
+        for dx in (0, 1):
+            mask[2 + dy : 90 : 5, 2 + dx : 254 : 5] = 255
+    out = remove_small_blobs(mask, 0.002)
+    assert out[:92].max() == 0  # every speck (and its ring) is gone
+    assert out[150:153, 120:123].min() == 255  # the hole is filled
+    np.testing.assert_array_equal(out[100:200, 40:220], 255)
+    assert out[210:].max() == 0  # the background below is left as it was
+
+
 def test_guided_refinement_moves_the_edge_onto_the_frame_edge() -> None:
     h, w = 240, 320
     frame = np.full((h, w, 3), 40, np.uint8)

@@ -1,7 +1,7 @@
 """Mask refinements users of background effects expect: stray blobs dropped, edges snapped.
 
 - `remove_small_blobs`, at the model's resolution where it is cheap (two
-  ``cv2.connectedComponentsWithStats`` on half of it and one edit pass: 0.2-0.3 ms): person
+  ``cv2.connectedComponents`` on half of it and one edit pass: 0.17 ms): person
   blobs smaller than a fraction of the frame go (a lamp, a hand of the poster behind), and so
   do holes in the person smaller than that (a background-coloured patch of the shirt). The
   stretch from the frame to the square model input keeps area fractions, so the threshold
@@ -34,6 +34,29 @@ _GREY = {
 }
 
 
+def _components(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 8-connected components of a 0/255 image: labels (uint8 when there are at most
+    256, so that `_pick` can use a lookup table) and the area of each."""
+    n, labels = cv2.connectedComponents(binary, connectivity=8)
+    if n > 256:
+        return labels, np.bincount(labels.ravel(), minlength=n)
+    small = labels.astype(np.uint8)
+    return small, cv2.calcHist([small], [0], None, [256], [0, 256]).ravel()[:n]
+
+
+def _pick(labels: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``table[labels]`` as uint8 (one lookup-table pass where the labels are uint8)."""
+    if labels.dtype != np.uint8:
+        return np.asarray(table[labels], np.uint8)
+    lut = np.zeros(256, np.uint8)
+    lut[: table.size] = table
+    return cv2.LUT(labels, lut)
+
+
+_KEEP = np.array([255, 0, 255, 255] + [255] * 252, np.uint8)  # edit 1: dropped
+_FILL = np.array([0, 0, 255, 255] + [255] * 252, np.uint8)  # edit 2 (or 3): filled
+
+
 def remove_small_blobs(mask: np.ndarray, min_area: float) -> np.ndarray:
     """The mask without person blobs, nor holes, smaller than ``min_area`` of its area.
 
@@ -49,32 +72,29 @@ def remove_small_blobs(mask: np.ndarray, min_area: float) -> np.ndarray:
     if min_area <= 0:
         return mask
     h, w = mask.shape
-    # The components are found at half the model's size: cv2.connectedComponentsWithStats
-    # costs 0.26 ms on 256x256 here (OpenCV 5.0), a quarter of that on 128x128, and a blob of
-    # 0.2 % of the frame is still 30 pixels there.
+    # The components are found at half the model's size (a quarter of the pixels to label),
+    # where a blob of 0.2 % of the frame is still 30 pixels. Labels without statistics, areas
+    # from a histogram and edits through lookup tables: 0.17 ms at 256x256 where
+    # connectedComponentsWithStats and numpy gathers took 0.24 (OpenCV 5.0).
     half = (max(1, w // 2), max(1, h // 2))
-    binary = cv2.resize((mask >= 128).view(np.uint8), half, interpolation=cv2.INTER_NEAREST)
+    small = cv2.resize(mask, half, interpolation=cv2.INTER_NEAREST)
+    binary = cv2.threshold(small, 127, 255, cv2.THRESH_BINARY)[1]  # >= 128: 255
     least = min_area * half[0] * half[1]
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    drop = stats[:, cv2.CC_STAT_AREA] < least
+    labels, areas = _components(binary)
+    drop = areas < least
     drop[0] = False  # label 0: the background
-    _, holes, stats, _ = cv2.connectedComponentsWithStats(1 - binary, connectivity=8)
-    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
-    right = x + stats[:, cv2.CC_STAT_WIDTH]
-    bottom = y + stats[:, cv2.CC_STAT_HEIGHT]
-    inside = (x > 0) & (y > 0) & (right < half[0]) & (bottom < half[1])  # no border: a hole
-    fill = (stats[:, cv2.CC_STAT_AREA] < least) & inside
+    holes, areas = _components(cv2.bitwise_not(binary))
+    fill = areas < least
     fill[0] = False  # label 0: the person
+    for edge in (holes[0], holes[-1], holes[:, 0], holes[:, -1]):
+        fill[edge] = False  # a background region that reaches the border is not a hole
     if not (drop.any() or fill.any()):
         return mask
     # One edit map at half size (1: drop, 2: fill), back at the mask's size and grown by the
     # soft ring in one resize and one dilate; where rings meet, the fill wins.
-    edit = drop.view(np.uint8)[labels] | (fill.view(np.uint8)[holes] << 1)
+    edit = _pick(labels, drop.view(np.uint8)) | (_pick(holes, fill.view(np.uint8)) << 1)
     grown = cv2.dilate(cv2.resize(edit, (w, h), interpolation=cv2.INTER_NEAREST), _RING)
-    out = mask.copy()
-    out[grown == 1] = 0
-    out[grown >= 2] = 255
-    return out
+    return cv2.max(cv2.min(mask, cv2.LUT(grown, _KEEP)), cv2.LUT(grown, _FILL))
 
 
 class GuidedRefiner:
