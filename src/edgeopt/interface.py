@@ -6,8 +6,10 @@ background-removal app. Its two methods are *the* pre- and post-processing code 
 is measured is what runs:
 
 - `ModelInterface.preprocess`: a uint8 frame (any size, BGR or RGB) -> the input tensor:
-  resized with OpenCV, put in the model's channel order, normalized as
-  ``(pixel - mean) / std`` per channel (pixels in 0..255), NHWC or NCHW, batch of 1.
+  resized, put in the model's channel order, normalized as ``(pixel - mean) / std`` per
+  channel (pixels in 0..255), NHWC or NCHW, batch of 1. Bilinear (the default) is one pass
+  over the frame (`edgeopt.pixels.resize`, float, as ``cv2.resize`` samples but without its
+  rounding to uint8); ``area`` and ``nearest`` resize with OpenCV.
 - `ModelInterface.person_probability`: the raw output -> one HxW person-probability map in
   [0, 1], taking the model's activation into account (sigmoid/softmax applied in the graph,
   or logits that edgeopt turns into probabilities) and its person channel.
@@ -37,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from edgeopt._fs import read_yaml
 from edgeopt.artifact import ModelArtifact
 from edgeopt.errors import ConfigError, describe_validation
+from edgeopt.pixels.resize import resize_normalize
 
 __all__ = [
     "Activation",
@@ -142,14 +145,19 @@ class ModelInterface(BaseModel):
                 f"order {order}: give an HxWx{len(order)} uint8 image"
             )
         h, w = self.input_size
-        small = cv2.resize(frame, (w, h), interpolation=_RESIZE[self.resize])
         want = "RGB" if self.channel_order == "rgb" else "BGR"
-        if order != want:
-            small = cv2.cvtColor(small, (_TO_RGB if want == "RGB" else _TO_BGR)[order])
         shape = (1, h, w, 3) if self.layout == "nhwc" else (1, 3, h, w)
         if out is None or out.shape != shape or out.dtype != np.float32:
             out = np.empty(shape, np.float32)
         scale, shift = _affine(self.mean, self.std)  # (x - mean) / std = x * scale + shift
+        if self.resize == "bilinear":  # one pass, every CPU (0.29 instead of 0.45 ms at 720p)
+            picks = (order.index(want[0]), order.index(want[1]), order.index(want[2]))
+            dst = out[0] if self.layout == "nhwc" else out[0].transpose(1, 2, 0)
+            resize_normalize(frame, dst, picks, *_per_channel(self.mean, self.std))
+            return out
+        small = cv2.resize(frame, (w, h), interpolation=_RESIZE[self.resize])
+        if order != want:
+            small = cv2.cvtColor(small, (_TO_RGB if want == "RGB" else _TO_BGR)[order])
         # Written straight into the input buffer; channels-first reads the frame through a
         # transposed view (per-channel constants then broadcast as [3, 1, 1]).
         src = small if self.layout == "nhwc" else small.transpose(2, 0, 1)
@@ -209,6 +217,16 @@ def _affine(
     if np.all(scale == scale[0]) and np.all(shift == shift[0]):
         return np.float32(scale[0]), np.float32(shift[0])
     return scale.astype(np.float32), shift.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=64)
+def _per_channel(
+    mean: tuple[float, float, float], std: tuple[float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_affine`'s ``(scale, shift)`` as three float32 values each."""
+    scale, shift = _affine(mean, std)
+    three = np.ones(3, np.float32)
+    return (three * scale).astype(np.float32), (three * shift).astype(np.float32)
 
 
 def _producer_op(graph: onnx.GraphProto, name: str) -> str | None:

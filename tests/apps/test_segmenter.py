@@ -24,7 +24,9 @@ def test_preprocess_matches_numpy_reference(
 ) -> None:
     seg = Segmenter(edgeopt.compile(red_model))
     frame = red_blue_frame()
-    want = cv2.resize(frame, (32, 32), interpolation=cv2.INTER_LINEAR)[..., ::-1] / 255.0
+    # Bilinear in float (OpenCV's sampling, without its rounding to uint8).
+    want = cv2.resize(frame.astype(np.float32), (32, 32), interpolation=cv2.INTER_LINEAR)
+    want = want[..., ::-1] / 255.0
     np.testing.assert_allclose(seg.preprocess(frame, "BGR")[0], want, atol=1e-6)
     rgba = cv2.cvtColor(frame, cv2.COLOR_BGR2RGBA)
     np.testing.assert_allclose(seg.preprocess(rgba, "RGBA")[0], want, atol=1e-6)
@@ -81,7 +83,7 @@ def test_masks_on_the_sample_clip_match_the_fp32_reference(selfie_model: Path) -
     ious, person = [], []
     for size in ((480, 640), (720, 1280)):
         for frame in list(sample_frames(size, 12))[::3]:
-            small = cv2.resize(frame, (256, 256), interpolation=cv2.INTER_LINEAR)
+            small = cv2.resize(frame.astype(np.float32), (256, 256), interpolation=cv2.INTER_LINEAR)
             x = (cv2.cvtColor(small, cv2.COLOR_BGR2RGB) / 255.0).astype(np.float32)[None]
             want = ref.run(None, {"input_1": x})[0][0, :, :, 0]
             got = seg.infer(seg.preprocess(frame))

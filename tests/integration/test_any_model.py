@@ -38,8 +38,9 @@ KINDS = {
 
 
 def _by_hand(kind: str, image: np.ndarray) -> np.ndarray:
-    """The input tensor, computed without edgeopt (RGB uint8 image in)."""
-    small = cv2.resize(image, (32, 32), interpolation=cv2.INTER_LINEAR).astype(np.float64)
+    """The input tensor, computed without edgeopt (RGB uint8 image in; bilinear in float)."""
+    resized = cv2.resize(image.astype(np.float32), (32, 32), interpolation=cv2.INTER_LINEAR)
+    small = resized.astype(np.float64)
     if kind.startswith("softmax"):
         x = (small - IMAGENET_MEAN) / IMAGENET_STD
         return x.transpose(2, 0, 1)[None].astype(np.float32)

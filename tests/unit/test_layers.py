@@ -18,6 +18,7 @@ SRC = ROOT / "src" / "edgeopt"
 LAYERS: dict[str, int] = {
     "errors": 0,
     "_fs": 1,
+    "pixels": 1,
     "metrics": 1,
     "data": 1,
     "rewrites": 1,

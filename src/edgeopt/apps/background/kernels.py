@@ -22,49 +22,32 @@ version, 2.1-2.3 ms at 720p instead of 0.45-0.6 ms.
 
 Numba compiles the kernels on first use (a few seconds) and caches the machine code on disk
 (``__pycache__`` beside this file, or Numba's cache folder when that is read-only), so later
-processes load them in about a second (`warm_up` does it before the first frame). Their
-threads come from Numba's OpenMP/TBB layer, which is safe to call from several threads at
-once (the pipelined stages, the GStreamer element); where neither layer loads, the same
-kernels run on one thread.
+processes load them in about a second (`warm_up` does it before the first frame). They run
+through `edgeopt.pixels.parallel`: threads from Numba's OpenMP/TBB layer, which is safe to
+call from several threads at once (the pipelined stages, the GStreamer element), asleep when
+idle; where neither layer loads, the same kernels run on one thread.
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import threading
-from collections.abc import Callable
+from types import ModuleType
 
 import cv2
 import numpy as np
 
+from edgeopt.pixels.parallel import Loops
+
 __all__ = ["blend_into", "blend_over_grid", "warm_up"]
 
-_chosen: dict[str, Callable[..., None]] = {}
-_lock = threading.Lock()
+
+def _load() -> ModuleType:
+    from edgeopt.apps.background import _loops
+
+    return _loops
 
 
-def _run(name: str, *args: np.ndarray) -> None:
-    kernel = _chosen.get(name)
-    if kernel is not None:
-        kernel(*args)
-        return
-    with _lock:  # the first call imports Numba and compiles; one thread does it
-        if name not in _chosen:
-            # Read when OpenMP starts (at the first parallel call below); set only here, so
-            # that other commands, and OpenMP users that start first (PyTorch), are untouched.
-            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-            from edgeopt.apps.background import _loops
-
-            try:
-                _loops.PARALLEL[name](*args)
-                _chosen[name] = _loops.PARALLEL[name]
-                return
-            except ValueError as e:  # "No threading layer could be loaded."
-                if "threading layer" not in str(e):
-                    raise
-                _chosen[name] = _loops.serial(name)
-    _chosen[name](*args)
+_run = Loops(_load)
 
 
 @functools.lru_cache(maxsize=16)
@@ -170,13 +153,10 @@ def blend_over_grid(
     return out
 
 
+@functools.cache
 def warm_up() -> None:
-    """Compile (or load from the disk cache) both kernels now, on a few pixels, so that the
-    first frame does not wait for them."""
-    from edgeopt.apps.background import _loops
-
-    if len(_chosen) == len(_loops.PARALLEL):
-        return
+    """Compile (or load from the disk cache) the blend's loops now, on a few pixels, so that
+    the first frame does not wait for them (once per process)."""
     pixels = np.zeros((2, 2, 3), np.uint8)
     alpha, grid = pixels[..., 0].copy(), np.zeros((1, 1, 3), np.uint8)
     for out in (pixels.copy(), pixels):  # apart from the inputs, then in place

@@ -163,6 +163,7 @@ class Segmenter:
         self._last_thumb: np.ndarray | None = None
         self.model_runs = 0
         self.reused = 0
+        self.preprocess(np.zeros((8, 8, 3), np.uint8))  # its machine code, before the first frame
 
     def reset(self) -> None:
         """Forget the previous frames (start of a new video)."""
