@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +114,25 @@ def make_red_logits_nhwc_bgr(path: Path, size: tuple[int, int] = (32, 32)) -> Pa
         [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(bias, "b")],
     )
     return save_model(graph, path, {"": 11})
+
+
+def _spin(cpu: int, seconds: float) -> None:
+    os.sched_setaffinity(0, {cpu})
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@contextmanager
+def one_core_taken(seconds: float = 30.0) -> Iterator[None]:
+    """Another process spinning on one of this process's CPUs while the block runs."""
+    proc = mp.get_context("spawn").Process(
+        target=_spin, args=(max(os.sched_getaffinity(0)), seconds), daemon=True
+    )
+    proc.start()
+    time.sleep(0.3)  # started and spinning
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.join()

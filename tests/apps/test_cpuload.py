@@ -2,43 +2,18 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 import edgeopt
+from _helpers import one_core_taken
 from edgeopt.apps.background import Segmenter
 from edgeopt.apps.background.cpuload import SpareCores
 from edgeopt.apps.background.portrait_clip import sample_frames
 from edgeopt.bench.environment import usable_cores
 from edgeopt.zoo import get
-
-
-def _spin(cpu: int, seconds: float) -> None:
-    os.sched_setaffinity(0, {cpu})
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
-
-
-@contextmanager
-def _one_core_taken(seconds: float = 30.0) -> Iterator[None]:
-    """Another process spinning on one of this process's CPUs."""
-    proc = mp.get_context("spawn").Process(
-        target=_spin, args=(max(os.sched_getaffinity(0)), seconds), daemon=True
-    )
-    proc.start()
-    time.sleep(0.3)  # started and spinning
-    try:
-        yield
-    finally:
-        proc.terminate()
-        proc.join()
 
 
 def _reading(seconds: float) -> float:
@@ -52,7 +27,7 @@ def _reading(seconds: float) -> float:
 def test_a_spinning_process_takes_one_cpu_from_the_spare_ones() -> None:
     quiet = _reading(0.6)
     assert 0.0 <= quiet <= usable_cores()
-    with _one_core_taken():
+    with one_core_taken():
         loaded = _reading(0.6)
         busy_self = SpareCores(interval=0.3)  # this process's own work does not count
         end = time.monotonic() + 0.35
@@ -74,7 +49,7 @@ def test_the_segmenter_runs_its_one_thread_model_while_a_core_is_taken(
     tensor = seg.preprocess(frame).copy()
     want = seg.infer(tensor).copy()
     assert seg.fallback_runs == 0
-    with _one_core_taken():
+    with one_core_taken():
         end = time.monotonic() + 1.0
         while time.monotonic() < end:
             got = seg.infer(tensor)

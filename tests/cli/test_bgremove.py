@@ -39,3 +39,18 @@ def test_refinement_flags_reach_the_run(tmp_path: Path, monkeypatch: pytest.Monk
     args = ["bgremove", "in.mp4", "-o", str(tmp_path / "o.mp4"), "--min-area", "0.01"]
     CliRunner().invoke(app, [*args, "--refine", "guided"])
     assert seen["mask"].min_area == 0.01 and seen["mask"].refine == "guided"
+
+
+def test_the_summary_counts_one_thread_runs_while_a_core_is_taken(
+    red_model: Path, tmp_path: Path
+) -> None:
+    from _helpers import one_core_taken
+    from edgeopt.apps.background.portrait_clip import write_sample
+
+    clip = write_sample(tmp_path / "in.mkv", (480, 640), seconds=4.0)
+    args = ["bgremove", str(clip), "-o", str(tmp_path / "out.mkv"), "--model", str(red_model)]
+    with one_core_taken():
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "120 frames in, 120 out" in result.output
+    assert "on one thread while other processes held a core" in result.output

@@ -64,7 +64,13 @@ def bgremove(
     variant: Path | None = typer.Option(
         None, "--variant", help="Optimized .onnx of the zoo model to run instead."
     ),
-    threads: int | None = typer.Option(None, "--threads", "-t", min=1, help="Inference threads."),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        "-t",
+        min=1,
+        help="Inference threads (default: every core, and one while other processes hold a core).",
+    ),
     every: int = typer.Option(1, "--every", min=1, help="Run the model on one frame in N."),
     similar: float = typer.Option(
         0.0,
@@ -159,9 +165,12 @@ def bgremove(
     where = str(output) if output else "the virtual camera"
     stopped = " (stopped by a signal)" if summary.interrupted else ""
     reused = 1 - summary.model_runs / summary.frames_in if summary.frames_in else 0.0
+    single = ""
+    if summary.single_thread_runs:
+        single = f", {summary.single_thread_runs} on one thread while other processes held a core"
     console.print(
         f"{summary.frames_in} frames in, {summary.frames_out} out to {where}{stopped}; "
-        f"model ran on {summary.model_runs} ({reused:.0%} of frames reused a mask); "
+        f"model ran on {summary.model_runs} ({reused:.0%} of frames reused a mask{single}); "
         f"{summary.seconds:.1f} s, {summary.fps:.1f} fps, {summary.cpu_ms_per_frame:.1f} ms CPU "
         "per frame"
     )

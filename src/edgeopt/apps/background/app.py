@@ -58,7 +58,12 @@ class RunConfig(BaseModel):
         default=True, description="On ONNX Runtime, run zoo models through the exact ort_layout."
     )
     variant: str | None = Field(default=None, description="Optimized .onnx of the zoo model.")
-    threads: int | None = Field(default=None, ge=1, description="Inference threads.")
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="Inference threads; None: every core (ONNX Runtime: one while other "
+        "processes hold a core).",
+    )
     mask: SegmenterOptions = Field(
         default_factory=SegmenterOptions, description="Mask post-processing and frame skipping."
     )

@@ -182,7 +182,8 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
         "threads": (
             int,
             "threads",
-            f"Inference threads, 0..{MAX_THREADS} (0: backend default)",
+            f"Inference threads, 0..{MAX_THREADS} (0: every core, one while other processes "
+            "hold a core)",
             *_WIDE_INT,
             0,
             _RW,

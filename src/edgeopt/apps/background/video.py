@@ -289,6 +289,8 @@ class RunSummary:
         interrupted: ``"SIGINT"`` (Ctrl-C: a camera run ends that way) or ``"SIGTERM"`` when
             stopped by a signal, the output closed first; None when the input ended.
         cpu_seconds: Process CPU time (user + system, every thread) spent in the loop.
+        single_thread_runs: Model runs on the one-thread copy, while other processes held a
+            core (`Segmenter.fallback`).
     """
 
     source: str
@@ -299,6 +301,7 @@ class RunSummary:
     times: StageTimes
     interrupted: str | None = None
     cpu_seconds: float = 0.0
+    single_thread_runs: int = 0
 
     @property
     def cpu_ms_per_frame(self) -> float:
@@ -434,4 +437,5 @@ def run(
         times=times,
         interrupted=interrupted,
         cpu_seconds=cpu_seconds,
+        single_thread_runs=remover.segmenter.fallback_runs,
     )
