@@ -463,7 +463,9 @@ def load_segmenter(
         # they spin during a run and stop when it returns: 1.6 ms, the same CPU per frame.
         given = dict(backend_options or {})
         backend_options = {"spinning": True, "spin_stop": True, **given}
-        needs = int(given.get("threads") or usable_cores())
+        # ORT's default: a thread per physical core (hyper-threads share one).
+        physical = psutil.cpu_count(logical=False) or usable_cores()
+        needs = int(given.get("threads") or min(usable_cores(), physical))
         if "threads" not in given and needs > 1:
             # Spinning threads stall when another process holds one of their cores (5.8 ms
             # with one core of two taken): a one-thread copy runs while that lasts.
