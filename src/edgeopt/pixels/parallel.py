@@ -9,8 +9,9 @@ thread-safe threading layer (OpenMP or TBB) loads.
 Numba's OpenMP threads are told to sleep when idle (``OMP_WAIT_POLICY=PASSIVE`` unless the
 environment sets it, read when OpenMP starts, at the first parallel call): spinning after each
 loop they took the core the next inference needed (background removal at 720p: 11.2 ms of CPU
-per frame instead of 8.2, for the same frame time). It is set only here, at the first call,
-so that other commands, and OpenMP users that start first (PyTorch), are untouched.
+per frame instead of 8.2, for the same frame time). It is set only here, at the first call of
+a loop (the first frame pre-processed or blended), so that commands that never run one, and
+OpenMP users that start before it (PyTorch, when a model is converted first), are untouched.
 """
 
 from __future__ import annotations
