@@ -9,8 +9,6 @@ import numpy as np
 
 __all__ = ["PARALLEL", "serial"]
 
-numba.config.THREADING_LAYER = "threadsafe"  # type: ignore[attr-defined]
-
 _f32 = np.float32
 
 

@@ -46,6 +46,10 @@ class Loops:
         with self._lock:  # one thread compiles
             if name not in self._chosen:
                 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+                import numba
+
+                # OpenMP or TBB: safe to call from several threads at once; not workqueue.
+                numba.config.THREADING_LAYER = "threadsafe"  # type: ignore[attr-defined]
                 module = self._load()
                 try:
                     module.PARALLEL[name](*args)

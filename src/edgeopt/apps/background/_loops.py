@@ -14,8 +14,6 @@ import numpy as np
 
 __all__ = ["PARALLEL", "serial"]
 
-numba.config.THREADING_LAYER = "threadsafe"  # type: ignore[attr-defined]
-
 _u16 = np.uint16
 
 

@@ -204,7 +204,7 @@ class Segmenter:
 
     def _crowded(self) -> bool:
         """Whether other processes take the CPUs ``model`` needs (with some hysteresis: the
-        counters are read every half second)."""
+        counters are read every quarter of a second)."""
         assert self._spare is not None  # made with the fallback
         spare = self._spare.update()
         if spare is not None:
