@@ -10,7 +10,7 @@ import numpy as np
 from edgeopt.apps.background import _loops as blend_loops
 from edgeopt.apps.background.kernels import _rows
 from edgeopt.pixels import _loops as resize_loops
-from edgeopt.pixels.parallel import Loops
+from edgeopt.pixels.parallel import Loops, compiled
 from edgeopt.pixels.resize import _taps
 
 
@@ -26,15 +26,15 @@ def test_serial_loops_match_the_parallel_ones() -> None:
     }
     for name, args in cases.items():
         a, b = np.empty_like(frame), np.empty_like(frame)
-        blend_loops.PARALLEL[name](*args(a))
-        blend_loops.serial(name)(*args(b))
+        compiled(blend_loops.LOOPS[name], parallel=True)(*args(a))
+        compiled(blend_loops.LOOPS[name], parallel=False)(*args(b))
         np.testing.assert_array_equal(a, b)
     taps = (*_taps(20, 45), *_taps(30, 70))
     picks = np.array([2, 1, 0], np.intp)
     consts = (picks, np.full(3, 1 / 255, np.float32), np.zeros(3, np.float32))
     a, b = np.empty((20, 30, 3), np.float32), np.empty((20, 30, 3), np.float32)
-    resize_loops.PARALLEL["resize_normalize"](a, frame, *taps, *consts)
-    resize_loops.serial("resize_normalize")(b, frame, *taps, *consts)
+    compiled(resize_loops.LOOPS["resize_normalize"], parallel=True)(a, frame, *taps, *consts)
+    compiled(resize_loops.LOOPS["resize_normalize"], parallel=False)(b, frame, *taps, *consts)
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
-__all__ = ["PARALLEL", "serial"]
+__all__ = ["LOOPS"]
 
 _f32 = np.float32
 
@@ -42,18 +42,5 @@ def resize_normalize(
                 o[x, c] = (p + (row[i1 + channels[c]] - p) * b) * scale[c] + shift[c]
 
 
-def _compiled(loop: Callable[..., None], parallel: bool) -> Callable[..., None]:
-    """The loop compiled (lazily, at its first call), its machine code cached on disk."""
-    return numba.njit(  # type: ignore[no-any-return]
-        loop, cache=True, nogil=True, boundscheck=False, fastmath=True, parallel=parallel
-    )
-
-
-_LOOPS: dict[str, Callable[..., None]] = {"resize_normalize": resize_normalize}
-PARALLEL = {name: _compiled(loop, parallel=True) for name, loop in _LOOPS.items()}
-"""The loops compiled to run their rows on every CPU."""
-
-
-def serial(name: str) -> Callable[..., None]:
-    """The loop compiled for one thread (where no thread-safe threading layer loads)."""
-    return _compiled(_LOOPS[name], parallel=False)
+LOOPS: dict[str, Callable[..., None]] = {"resize_normalize": resize_normalize}
+"""The loops by name, compiled and run by `edgeopt.pixels.parallel.Loops`."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
-__all__ = ["PARALLEL", "serial"]
+__all__ = ["LOOPS"]
 
 _u16 = np.uint16
 
@@ -82,6 +82,23 @@ def blend_on_bg(out: np.ndarray, fg: np.ndarray, mask: np.ndarray) -> None:
         _blend_row(o, fg[y].reshape(-1), o, mask[y], mask.shape[1])
 
 
+@numba.njit(inline="always", cache=True)
+def _grid_line(
+    o: np.ndarray,
+    f: np.ndarray,
+    wide: np.ndarray,
+    mask: np.ndarray,
+    top: np.ndarray,
+    bottom: np.ndarray,
+    weight: np.ndarray,
+    y: int,
+) -> None:
+    """`_grid_row` for frame row ``y``: its two grid rows and their weights."""
+    w1 = _u16(weight[y])
+    r0, r1 = wide[top[y]].reshape(-1), wide[bottom[y]].reshape(-1)
+    _grid_row(o, f, r0, r1, _u16(_u16(256) - w1), w1, mask[y], mask.shape[1])
+
+
 def grid(
     out: np.ndarray,
     fg: np.ndarray,
@@ -92,10 +109,7 @@ def grid(
     weight: np.ndarray,
 ) -> None:
     for y in numba.prange(mask.shape[0]):
-        w1 = _u16(weight[y])
-        r0, r1 = wide[top[y]].reshape(-1), wide[bottom[y]].reshape(-1)
-        o, f = out[y].reshape(-1), fg[y].reshape(-1)
-        _grid_row(o, f, r0, r1, _u16(_u16(256) - w1), w1, mask[y], mask.shape[1])
+        _grid_line(out[y].reshape(-1), fg[y].reshape(-1), wide, mask, top, bottom, weight, y)
 
 
 def grid_on_fg(
@@ -108,30 +122,15 @@ def grid_on_fg(
 ) -> None:
     """`grid` with ``out`` the foreground itself."""
     for y in numba.prange(mask.shape[0]):
-        w1 = _u16(weight[y])
-        r0, r1 = wide[top[y]].reshape(-1), wide[bottom[y]].reshape(-1)
         o = out[y].reshape(-1)
-        _grid_row(o, o, r0, r1, _u16(_u16(256) - w1), w1, mask[y], mask.shape[1])
+        _grid_line(o, o, wide, mask, top, bottom, weight, y)
 
 
-def _compiled(kernel: Callable[..., None], parallel: bool) -> Callable[..., None]:
-    """The kernel compiled (lazily, at its first call), its machine code cached on disk."""
-    return numba.njit(  # type: ignore[no-any-return]
-        kernel, cache=True, nogil=True, boundscheck=False, fastmath=True, parallel=parallel
-    )
-
-
-_LOOPS: dict[str, Callable[..., None]] = {
+LOOPS: dict[str, Callable[..., None]] = {
     "blend": blend,
     "blend_on_fg": blend_on_fg,
     "blend_on_bg": blend_on_bg,
     "grid": grid,
     "grid_on_fg": grid_on_fg,
 }
-PARALLEL = {name: _compiled(loop, parallel=True) for name, loop in _LOOPS.items()}
-"""The loops compiled to run their rows on every CPU."""
-
-
-def serial(name: str) -> Callable[..., None]:
-    """The loop compiled for one thread (where no thread-safe threading layer loads)."""
-    return _compiled(_LOOPS[name], parallel=False)
+"""The loops by name, compiled and run by `edgeopt.pixels.parallel.Loops`."""
