@@ -11,7 +11,7 @@ from edgeopt.apps.background import _loops as blend_loops
 from edgeopt.apps.background.kernels import _rows
 from edgeopt.pixels import _loops as resize_loops
 from edgeopt.pixels.parallel import Loops, compiled
-from edgeopt.pixels.resize import _taps
+from edgeopt.pixels.resize import bilinear_taps
 
 
 def test_serial_loops_match_the_parallel_ones() -> None:
@@ -29,7 +29,7 @@ def test_serial_loops_match_the_parallel_ones() -> None:
         compiled(blend_loops.LOOPS[name], parallel=True)(*args(a))
         compiled(blend_loops.LOOPS[name], parallel=False)(*args(b))
         np.testing.assert_array_equal(a, b)
-    taps = (*_taps(20, 45), *_taps(30, 70))
+    taps = (*bilinear_taps(20, 45), *bilinear_taps(30, 70))
     picks = np.array([2, 1, 0], np.intp)
     consts = (picks, np.full(3, 1 / 255, np.float32), np.zeros(3, np.float32))
     a, b = np.empty((20, 30, 3), np.float32), np.empty((20, 30, 3), np.float32)

@@ -22,7 +22,7 @@ import numpy as np
 
 from edgeopt.pixels.parallel import Loops
 
-__all__ = ["resize_normalize"]
+__all__ = ["bilinear_taps", "resize_normalize"]
 
 
 def _load() -> ModuleType:
@@ -35,7 +35,7 @@ _run = Loops(_load)
 
 
 @functools.lru_cache(maxsize=32)
-def _taps(size: int, source: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bilinear_taps(size: int, source: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each of ``size`` output positions along an axis of ``source`` pixels: the source
     pixel before, the one after, and the weight of the one after (``cv2.INTER_LINEAR``'s
     sampling: centres aligned, clamped at the borders)."""
@@ -69,8 +69,8 @@ def resize_normalize(
         ``out``.
     """
     h, w = out.shape[:2]
-    top, bottom, down = _taps(h, frame.shape[0])
-    left, right, across = _taps(w, frame.shape[1])
+    top, bottom, down = bilinear_taps(h, frame.shape[0])
+    left, right, across = bilinear_taps(w, frame.shape[1])
     picks = np.asarray(channels, np.intp)
     _run(
         "resize_normalize",

@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from edgeopt.pixels.parallel import Loops
+from edgeopt.pixels.resize import bilinear_taps
 
 __all__ = ["blend_into", "blend_over_grid", "warm_up"]
 
@@ -52,16 +53,13 @@ _run = Loops(_load)
 
 @functools.lru_cache(maxsize=16)
 def _rows(height: int, cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each of ``height`` rows of a bilinear upscale of ``cells`` rows (pixel centres
-    aligned, as ``cv2.resize``): the source row above, the one below, and the weight of the
-    one below in 1/256."""
-    y = np.clip((np.arange(height) + 0.5) * cells / height - 0.5, 0, cells - 1)
-    top = np.floor(y).astype(np.intp)
-    bottom = np.minimum(top + 1, cells - 1)
-    weight = np.round((y - top) * 256).astype(np.uint16)
-    for a in (top, bottom, weight):
-        a.flags.writeable = False
-    return top, bottom, weight
+    """For each of ``height`` rows of a bilinear upscale of ``cells`` rows (`bilinear_taps`,
+    as ``cv2.resize``): the source row above, the one below, and the weight of the one below
+    in 1/256."""
+    top, bottom, weight = bilinear_taps(height, cells)
+    weight256 = np.round(weight * 256).astype(np.uint16)
+    weight256.flags.writeable = False
+    return top, bottom, weight256
 
 
 def _check(out: np.ndarray, fg: np.ndarray, mask: np.ndarray, *more: np.ndarray) -> None:
