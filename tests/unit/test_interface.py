@@ -49,6 +49,13 @@ def test_outputs_of_every_kind_become_the_same_probability() -> None:
         if fields["output_layout"] == "nhwc" and fields.get("person_channel") == 1:
             expected = p.T  # the transposed [W,H,2] case holds the map transposed
         np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=str(fields))
+    # A probability output is clipped to [0, 1] into a new array; the output is left as it was.
+    raw = np.array([[-0.5, 0.25], [1.5, 1.0]], np.float32)[None, None]
+    kept = raw.copy()
+    got = ModelInterface(**base, activation="none", output_layout="nchw").person_probability(raw)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, [[0.0, 0.25], [1.0, 1.0]])
+    np.testing.assert_array_equal(raw, kept)
 
 
 def _seg_model(tmp_path: Path, last: str, channels: int, nchw: bool, opset: int = 17) -> Path:

@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgeopt.apps.background.cellmax import CellMaxCache
 from edgeopt.apps.background.errors import VideoError
-from edgeopt.apps.background.extremes import ExtremesCache
 from edgeopt.apps.background.kernels import blend_into, blend_over_grid, warm_up
 from edgeopt.apps.background.segmenter import Order
 from edgeopt.errors import ConfigError
@@ -207,7 +207,7 @@ class Compositor:
             self._background = _Background(self.options.background)
         self._solid: dict[tuple[int, int, str], np.ndarray] = {}
         self._buffers: dict[str, np.ndarray] = {}
-        self._extremes = ExtremesCache()
+        self._cell_max = CellMaxCache()
         if self.options.effect in ("blur", "replace", "remove"):
             warm_up()  # the blend's machine code, before the first frame
 
@@ -234,7 +234,7 @@ class Compositor:
         0.1 ms at 720p, where ``pyrDown`` to 1/8 costs 0.4 ms and ``INTER_AREA`` 0.6 ms), a grid
         pixel counts as background only when the mask is <= 5 over every frame pixel it reads
         and its neighbours' (the mask's maximum per cell, from the model-resolution mask
-        through `extremes.ExtremesCache`), and the blurred grid is upscaled by the blend. Where no
+        through `cellmax.CellMaxCache`), and the blurred grid is upscaled by the blend. Where no
         background pixel is near (deep inside the person, hidden by the blend) the ratio is left
         as it falls.
         """
@@ -250,7 +250,7 @@ class Compositor:
         else:  # each cell: the mean of the 2x2 frame pixels at its centre
             reduced = cv2.resize(frame, grid[::-1], interpolation=cv2.INTER_LINEAR)
         if small is not None:
-            person = self._extremes(small, (h, w), grid)[1]
+            person = self._cell_max(small, (h, w), grid)
         elif levels == 0:
             person = mask
         else:  # the maximum over each cell (and a pixel around): a dilation, sampled

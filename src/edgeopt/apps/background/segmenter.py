@@ -247,7 +247,7 @@ class Segmenter:
     def small_mask(self) -> np.ndarray | None:
         """The model-resolution uint8 mask that the last mask is the bilinear upscale of.
 
-        The compositor reads the mask's extremes per tile from it almost free; None when there
+        The compositor reads the mask's maximum per cell from it almost free; None when there
         is none (no mask yet, or one refined at full resolution).
         """
         return self._small
