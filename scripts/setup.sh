@@ -10,6 +10,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-python3-plugin-loader
   python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   libgirepository1.0-dev libcairo2-dev pkg-config
+  espeak-ng  # the built-in speech set for audio models (edgeopt.data.load_audio)
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

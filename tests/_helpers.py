@@ -136,3 +136,14 @@ def one_core_taken(seconds: float = 30.0) -> Iterator[None]:
     finally:
         proc.terminate()
         proc.join()
+
+
+def store_card(path: Path, card: object) -> Path:
+    """Write a `ModelCard` into the model file at ``path`` (as the zoo does); returns it."""
+    from edgeopt.card import CARD_KEY, ModelCard
+
+    assert isinstance(card, ModelCard)
+    model = onnx.load(str(path))
+    helper.set_model_props(model, {CARD_KEY: card.to_json()})
+    onnx.save(model, str(path))
+    return path

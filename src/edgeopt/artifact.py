@@ -111,9 +111,9 @@ def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
     ttype = value.type.tensor_type
     dims: list[Dim] = []
     for d in ttype.shape.dim:
-        if d.HasField("dim_value"):
+        if d.HasField("dim_value") and d.dim_value >= 0:
             dims.append(int(d.dim_value))
-        elif d.HasField("dim_param"):
+        elif d.HasField("dim_param") and d.dim_param:
             dims.append(d.dim_param)
         else:
             dims.append(None)
@@ -260,7 +260,12 @@ def model_summary(artifact: ModelArtifact) -> dict[str, Any]:
         (f"{n.domain}:{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type)
         for n in model.graph.node
     )
-    params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
+    # Weights held in Constant nodes (and subgraphs) count too: exporters put them there.
+    params = sum(
+        int(np.prod(t.dims))
+        for t in _iter_tensors(model.graph)
+        if t.data_type not in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
+    )
     return {
         "path": str(artifact.path),
         "size_bytes": artifact.size_bytes,

@@ -37,7 +37,9 @@ __all__ = [
     "ImageSet",
     "Role",
     "camera_frame",
+    "is_tensor_folder",
     "load_images",
+    "load_tensors",
     "portraits",
 ]
 
@@ -226,3 +228,40 @@ def load_images(
     raise ConfigError(
         f"image source {str(source)!r} is neither 'builtin', a folder of images, nor a video"
     )
+
+
+def is_tensor_folder(source: str | os.PathLike[str] | None) -> bool:
+    """Whether ``source`` is a folder of ``.npz`` samples (see `load_tensors`)."""
+    return source is not None and Path(source).is_dir() and any(Path(source).glob("*.npz"))
+
+
+def load_tensors(
+    source: str | os.PathLike[str], count: int = 16, role: Role = "evaluation"
+) -> tuple[list[dict[str, np.ndarray]], str]:
+    """Samples from a folder of ``.npz`` files, one sample per file, arrays named by input.
+
+    Files are taken in sorted order, calibration the even-numbered ones and evaluation the
+    odd ones, as for a folder of images. ``.npz`` files are read without pickle (no code runs).
+
+    Returns:
+        The samples and a description for reports.
+
+    Raises:
+        ConfigError: Fewer than two files. ModelLoadError: a file that is no plain ``.npz``.
+    """
+    folder = Path(source)
+    files = sorted(folder.glob("*.npz"))
+    if len(files) < 2:
+        raise ConfigError(
+            f"{folder}: {len(files)} .npz file(s) cannot give disjoint calibration and "
+            "evaluation sets; add samples (one .npz per sample, arrays named by input)"
+        )
+    mine = (files[0::2] if role == "calibration" else files[1::2])[:count]
+    samples = []
+    for path in mine:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                samples.append({k: np.asarray(z[k]) for k in z.files})
+        except (OSError, ValueError, EOFError) as e:
+            raise ModelLoadError(f"{path}: not a readable .npz of plain arrays: {e}") from e
+    return samples, f"tensors {folder}, {len(samples)} of its {len(files)} .npz files ({role} half)"

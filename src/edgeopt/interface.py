@@ -42,6 +42,7 @@ from edgeopt.errors import ConfigError, describe_validation
 from edgeopt.pixels.resize import resize_normalize
 
 __all__ = [
+    "CARD_FIELDS",
     "Activation",
     "ModelInterface",
     "infer_interface",
@@ -326,8 +327,15 @@ def _validated(fields: Mapping[str, Any], where: str) -> ModelInterface:
         raise ConfigError(f"{where}: bad model interface: {problems}") from e
 
 
+CARD_FIELDS = ("task", "shapes", "values", "audio", "state")
+"""A YAML card's fields beyond the interface's (read by `edgeopt.card.card_fields`)."""
+
+
 def load_card(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML model card: the same fields as `ModelInterface`, any subset.
+    """Read a YAML model card's interface fields: those of `ModelInterface`, any subset.
+
+    The card may also hold the fields of `CARD_FIELDS` (task, shapes, ...): they are read by
+    `edgeopt.card.card_fields` and left out here.
 
     Returns:
         The fields, for `infer_interface`'s overrides.
@@ -339,11 +347,12 @@ def load_card(path: str | os.PathLike[str]) -> dict[str, Any]:
     data = read_yaml(p, "model card")
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: a model card is a mapping of interface fields")
+    data = {k: v for k, v in data.items() if k not in CARD_FIELDS}
     unknown = sorted(set(data) - set(ModelInterface.model_fields))
     if unknown:
         raise ConfigError(
             f"{p}: unknown model card field(s) {unknown}; known: "
-            f"{', '.join(ModelInterface.model_fields)}"
+            f"{', '.join([*ModelInterface.model_fields, *CARD_FIELDS])}"
         )
     for key in ("mean", "std", "input_size"):
         if isinstance(data.get(key), list):

@@ -36,11 +36,13 @@ __all__ = [
     "parse_bound",
 ]
 
-_NOT_METRICS = ("samples", "kind", "empty_frames")
-LOWER_IS_BETTER = frozenset({"max_abs", "mean_abs"})
+_NOT_METRICS = ("samples", "kind", "empty_frames", "task")
+LOWER_IS_BETTER = frozenset({"max_abs", "mean_abs", "nme"})
 """Metrics where smaller is better; the others (IoU, cosine, F-score) are better when larger."""
 
 MASK_METRICS = frozenset({"iou", "iou_min", "boundary_f"})
+TASK_METRICS = {"f1": "detection", "nme": "landmarks", "text": "recognition"}
+"""Metrics only a task's decoding gives, and the task that gives each."""
 
 _BOUND = re.compile(r"^\s*([a-z_0-9]+)\s*(>=|<=)\s*([0-9.eE+-]+)\s*$")
 
@@ -81,8 +83,14 @@ class FidelityMetrics:
         samples: How many inputs were compared.
         kind: ``"mask"`` when mask metrics were computed through the model's interface,
             ``"tensor"`` when only output errors apply.
-        top1: Top-1 agreement for classification-like outputs [N, K] (NaN otherwise).
+        top1: Top-1 agreement for classification-like outputs [N, K] (NaN otherwise), or
+            the classification task's agreement.
         empty_frames: Frames where both masks are empty (scored IoU 1.0).
+        task: The task whose metric was computed (``edgeopt.tasks``), ``generic`` for none.
+        snr: Signal-to-noise ratio in dB of the worst output (every output compared).
+        f1: Detection agreement F1 of the decoded boxes (NaN for other tasks).
+        nme: Landmarks: mean point error over the image side (NaN for other tasks).
+        text: Recognition: share of identically decoded sequences (NaN for other tasks).
     """
 
     max_abs: float
@@ -95,6 +103,11 @@ class FidelityMetrics:
     kind: Literal["mask", "tensor"] = "mask"
     top1: float = math.nan
     empty_frames: int = 0
+    task: str = "generic"
+    snr: float = math.nan
+    f1: float = math.nan
+    nme: float = math.nan
+    text: float = math.nan
 
     def value(self, metric: str) -> float:
         """The value of one metric by name (``iou``, ``iou_min``, ``cosine``, ...).
@@ -111,6 +124,12 @@ class FidelityMetrics:
                 f"the fidelity metric {metric!r} needs a person-mask output, and this model's "
                 "interface has none: give --output-activation / --person-channel (or --card), "
                 "or bound an output metric instead (e.g. cosine>=0.999)"
+            )
+        if metric in TASK_METRICS and math.isnan(values[metric]):
+            raise ConfigError(
+                f"the fidelity metric {metric!r} is the {TASK_METRICS[metric]} task's, and this "
+                f"model's task is {self.task}: give the task in a model card (--card), or bound "
+                "a metric that applies (e.g. snr>=30)"
             )
         return float(values[metric])
 

@@ -24,14 +24,31 @@ import numpy as np
 
 from edgeopt._fs import atomic_path, atomic_write_text, remove_stale
 from edgeopt.artifact import ModelArtifact, load_onnx
-from edgeopt.bench.fidelity import FeedSet, compare_outputs, feed_set, mask_reader, run_outputs
+from edgeopt.bench.fidelity import (
+    FeedSet,
+    carried_state,
+    feed_set,
+    mask_reader,
+    primary_output,
+    run_samples,
+    score_samples,
+)
+from edgeopt.card import ModelCard, resolve_card
 from edgeopt.data import Role
 from edgeopt.interface import ModelInterface, infer_interface
 from edgeopt.passes.base import PassContext
 from edgeopt.recipe import DataSettings, Recipe, load_recipe, parse_recipe
 from edgeopt.registry import get_pass
 
-__all__ = ["PipelineReport", "StepReport", "data_feeds", "optimize", "run_pipeline"]
+__all__ = [
+    "PipelineReport",
+    "StepReport",
+    "data_feeds",
+    "default_bound",
+    "optimize",
+    "run_pipeline",
+    "task_metric",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +95,8 @@ class PipelineReport:
         fidelity: Final fidelity against the input model (None when nothing changed).
         interface: The model interface fidelity was measured through (None: output metrics).
         warnings: What the reader must know (random inputs, no mask metric, ...).
+        task: The model card's task (what the outputs mean), None: generic.
+        metric: The metric the task is judged by (``iou``, ``f1``, ``nme``, ``snr`` ...).
     """
 
     source: str
@@ -89,6 +108,8 @@ class PipelineReport:
     fidelity: dict[str, float | int | str] | None
     interface: dict[str, Any] | None = None
     warnings: tuple[str, ...] = ()
+    task: dict[str, Any] | None = None
+    metric: str = "snr"
 
     def to_json(self) -> str:
         """The report as JSON."""
@@ -102,7 +123,9 @@ class PipelineReport:
                 f"person-mask IoU / boundary F through the interface (activation {act}, "
                 f"channel {ch}), plus output errors."
             )
-        return "output errors only (max/mean abs, cosine): the output is not a person mask."
+        if self.task is not None and self.metric != "snr":
+            return f"{self.task.get('kind')} task: {self.metric} on the decoded outputs."
+        return "SNR (dB) of every output, the worst reported, and output errors."
 
     def to_markdown(self) -> str:
         """The report as a Markdown table plus each pass's notes."""
@@ -117,7 +140,8 @@ class PipelineReport:
             f"Metric: {self._metric_line()}",
             *[f"\n**Warning:** {w}" for w in self.warnings],
             "",
-            "| # | pass | status | size KiB | IoU | IoU min | cosine | max abs | time s |",
+            f"| # | pass | status | size KiB | {self.metric} | SNR dB | cosine | max abs "
+            "| time s |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|",
         ]
         for i, s in enumerate(self.steps, 1):
@@ -125,7 +149,7 @@ class PipelineReport:
             status = (
                 "applied" if s.applied else f"skipped: {s.skipped}" if s.skipped else "no change"
             )
-            cells = [_fmt(f.get(k)) for k in ("iou", "iou_min", "cosine", "max_abs")]
+            cells = [_fmt(f.get(k)) for k in (self.metric, "snr", "cosine", "max_abs")]
             lines.append(
                 f"| {i} | {s.name} | {status} | {s.size_bytes / 1024:.1f} | "
                 + " | ".join(cells)
@@ -171,6 +195,20 @@ def _short_json(details: Mapping[str, Any]) -> str:
     return text if len(text) < 6000 else text[:6000] + "\n... (see report.json)"
 
 
+def task_metric(card: ModelCard, iface: ModelInterface | None) -> str:
+    """The metric a model is judged by: mask IoU, its task's metric, or SNR."""
+    if iface is not None and iface.has_mask:
+        return "iou"
+    return card.task.metric if card.task is not None else "snr"
+
+
+def default_bound(card: ModelCard, iface: ModelInterface | None) -> str:
+    """The bound used when none is given: the task's default (mask IoU >= 0.98 for a mask)."""
+    if iface is not None and iface.has_mask:
+        return "iou>=0.98"
+    return card.bound
+
+
 def data_feeds(
     model: ModelArtifact,
     data: DataSettings,
@@ -178,9 +216,10 @@ def data_feeds(
     seed: int,
     role: Role = "evaluation",
     interface: ModelInterface | None = None,
+    card: ModelCard | None = None,
 ) -> FeedSet:
     """Inputs for calibration or evaluation as the data settings say (see `feed_set`)."""
-    return feed_set(model, data.source, count, seed, role, interface)
+    return feed_set(model, data.source, count, seed, role, interface, card)
 
 
 def run_pipeline(
@@ -189,6 +228,7 @@ def run_pipeline(
     out_dir: str | os.PathLike[str],
     progress: StepProgress | None = None,
     interface: Mapping[str, Any] | None = None,
+    card: Mapping[str, Any] | None = None,
 ) -> PipelineReport:
     """Run ``recipe`` on ``model``, writing the optimized model and its report into ``out_dir``.
 
@@ -199,6 +239,8 @@ def run_pipeline(
         progress: Called with (step index, step count, pass name) before each pass.
         interface: Model interface fields (flags or a card) on top of the recipe's and of
             what the graph says; see `edgeopt.interface.infer_interface`.
+        card: Model card fields (task, values, audio, state) on top of the card stored in
+            the model; see `edgeopt.card`.
 
     Raises:
         ModelLoadError: Bad input model. ConfigError: bad options or data.
@@ -207,15 +249,22 @@ def run_pipeline(
     source = model if isinstance(model, ModelArtifact) else load_onnx(model)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fields = {**(recipe.interface or {}), **(interface or {})}
+    the_card = resolve_card(source, card)
+    stored = the_card.interface.model_dump() if the_card.interface is not None else {}
+    fields = {**stored, **(recipe.interface or {}), **(interface or {})}
     iface = infer_interface(source, fields)
     d = recipe.data
-    calibration = data_feeds(source, d, d.calibration_count, d.seed, "calibration", iface)
-    evaluation = data_feeds(source, d, d.evaluation_count, d.seed + 1, "evaluation", iface)
+    calibration = data_feeds(source, d, d.calibration_count, d.seed, "calibration", iface, the_card)
+    calibration = carried_state(source, calibration, recipe.backend)
+    evaluation = data_feeds(
+        source, d, d.evaluation_count, d.seed + 1, "evaluation", iface, the_card
+    )
     remove_stale(out, _WORK_PREFIX)  # step folders of a killed run
     work = Path(tempfile.mkdtemp(prefix=f"{_WORK_PREFIX}{os.getpid()}-", dir=out))
     try:
-        return _run_steps(source, recipe, out, work, calibration, evaluation, progress, iface)
+        return _run_steps(
+            source, recipe, out, work, calibration, evaluation, progress, iface, the_card
+        )
     finally:  # an error, Ctrl-C or SIGTERM leaves no half-made step folder behind
         shutil.rmtree(work, ignore_errors=True)
 
@@ -232,10 +281,12 @@ def _run_steps(
     evaluation: FeedSet,
     progress: StepProgress | None,
     iface: ModelInterface | None,
+    card: ModelCard,
 ) -> PipelineReport:
     """The passes, in ``work``; its steps/ folder replaces ``out/steps`` when all succeeded."""
-    output = iface.output_name if iface is not None else None
-    reference = run_outputs(source, evaluation.feeds, recipe.backend, output=output)
+    state = evaluation.state
+    reference = run_samples(source, evaluation.feeds, recipe.backend, state=state)
+    primary = primary_output(source, iface, card.task)
     to_mask = mask_reader(iface, evaluation)
     warnings = []
     if evaluation.random:
@@ -243,9 +294,10 @@ def _run_steps(
             f"fidelity was measured on random inputs ({evaluation.source}), not on images: "
             "no mask metric is claimed; give --data and the model's interface"
         )
-    elif to_mask is None:
+    elif to_mask is None and card.task is None:
         warnings.append(
-            "the output is not read as a person mask (no mask interface): output errors only"
+            "the model's card gives no task and its output is not read as a person mask: "
+            "output errors only (SNR per output); give the task in a model card (--card)"
         )
     for w in warnings:
         logger.warning("%s", w)
@@ -270,8 +322,8 @@ def _run_steps(
             logger.warning("pass %s skipped: %s", step.name, result.skipped)
         elif result.modified:
             current = result.model
-            got = run_outputs(current, evaluation.feeds, recipe.backend, output=output)
-            metrics = compare_outputs(reference, got, to_mask)
+            got = run_samples(current, evaluation.feeds, recipe.backend, state=state)
+            metrics = score_samples(reference, got, primary, card.task, to_mask, evaluation.random)
             fidelity = metrics.to_dict()
         steps.append(
             StepReport(
@@ -306,6 +358,8 @@ def _run_steps(
         fidelity=last,
         interface=iface.model_dump(mode="json") if iface is not None else None,
         warnings=tuple(warnings),
+        task=card.task.model_dump(mode="json") if card.task is not None else None,
+        metric=task_metric(card, iface),
     )
     atomic_write_text(out / "report.json", report.to_json())
     atomic_write_text(out / "report.md", report.to_markdown())
@@ -318,6 +372,7 @@ def optimize(
     output: str | os.PathLike[str],
     interface: Mapping[str, Any] | None = None,
     progress: StepProgress | None = None,
+    card: Mapping[str, Any] | None = None,
 ) -> PipelineReport:
     """Optimize a model: run a recipe's passes, measure each, write the model and a report.
 
@@ -328,6 +383,7 @@ def optimize(
         output: The output folder: ``model.onnx``, ``report.json``, ``report.md``, ``steps/``.
         interface: Model interface fields (a card's) on top of what the graph says.
         progress: Called with (step, steps, pass name) before each pass.
+        card: Model card fields (task, values, audio, state) on top of the stored card.
 
     Raises:
         ConfigError: A bad recipe or interface. ModelLoadError: a bad model.
@@ -339,4 +395,4 @@ def optimize(
         plan = parse_recipe(dict(recipe))
     else:
         plan = load_recipe(recipe)
-    return run_pipeline(model, plan, output, progress, interface)
+    return run_pipeline(model, plan, output, progress, interface, card)

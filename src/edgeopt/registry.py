@@ -20,7 +20,7 @@ import numpy as np
 
 from edgeopt.artifact import ModelArtifact, load_onnx
 from edgeopt.backends.base import Backend
-from edgeopt.errors import BackendUnavailableError, PluginError
+from edgeopt.errors import BackendUnavailableError, ConfigError, PluginError
 from edgeopt.passes.base import Pass
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "get_pass",
     "pass_names",
     "run_outputs",
+    "run_samples",
 ]
 
 BACKENDS: dict[str, str] = {
@@ -45,6 +46,7 @@ BACKENDS: dict[str, str] = {
 PASSES: dict[str, str] = {
     "simplify": "edgeopt.passes.simplify:SimplifyPass",
     "quantize": "edgeopt.passes.quantize:QuantizePass",
+    "quantize_nncf": "edgeopt.passes.quantize_nncf:QuantizeNncfPass",
     "fp16": "edgeopt.passes.fp16:Fp16Pass",
     "prune_unstructured": "edgeopt.passes.prune_unstructured:UnstructuredPrunePass",
     "prune_structured": "edgeopt.passes.prune_structured:StructuredPrunePass",
@@ -121,6 +123,55 @@ def get_pass(name: str) -> Pass:
     return impl
 
 
+def run_samples(
+    model: ModelArtifact | str | os.PathLike[str],
+    feeds: Sequence[Mapping[str, np.ndarray]],
+    backend: str = "onnxruntime",
+    options: Mapping[str, Any] | None = None,
+    state: Mapping[str, str] | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """Run an ONNX model on every feed with a backend by name; every output per feed.
+
+    The one way passes, fidelity and the pipeline run a model to compare outputs (it sits
+    here, below them all, so none of them imports another to do it).
+
+    Args:
+        model: The model (artifact or ``.onnx`` path).
+        feeds: Inputs, one mapping per sample, in order.
+        backend: Registered backend name.
+        options: The backend's options.
+        state: Recurrent inputs (input name -> output name): from the second sample on, each
+            such input is fed the model's own output of the previous sample, so a model with
+            state (an RNN, Silero VAD) runs the sequence as it does in use, and a candidate
+            carries its own state, errors included.
+
+    Raises:
+        PluginError / BackendUnavailableError: No such backend here.
+        BackendError: It failed to compile or run.
+        ConfigError: A state mapping that names an input or output the model lacks.
+    """
+    artifact = model if isinstance(model, ModelArtifact) else load_onnx(model)
+    impl = get_backend(backend)
+    if not impl.is_available():
+        raise BackendUnavailableError(impl.name, impl.install_hint)
+    compiled = impl.compile(artifact, options)
+    state = dict(state or {})
+    ins = {s.name for s in compiled.inputs}
+    outs = {s.name for s in compiled.outputs}
+    bad = sorted(f"{i}<-{o}" for i, o in state.items() if i not in ins or o not in outs)
+    if bad:
+        raise ConfigError(
+            f"{artifact.path}: state {bad} names inputs/outputs the model lacks (inputs "
+            f"{sorted(ins)}, outputs {sorted(outs)}); fix the card's state mapping"
+        )
+    results: list[dict[str, np.ndarray]] = []
+    for f in feeds:
+        if results and state:
+            f = {**f, **{i: results[-1][o] for i, o in state.items()}}
+        results.append(compiled.run(f))
+    return results
+
+
 def run_outputs(
     model: ModelArtifact | str | os.PathLike[str],
     feeds: Sequence[Mapping[str, np.ndarray]],
@@ -128,26 +179,8 @@ def run_outputs(
     options: Mapping[str, Any] | None = None,
     output: str | None = None,
 ) -> list[np.ndarray]:
-    """Run an ONNX model on every feed with a backend by name; one output per feed.
-
-    The one way passes, fidelity and the pipeline run a model to compare outputs (it sits
-    here, below them all, so none of them imports another to do it).
-
-    Args:
-        model: The model (artifact or ``.onnx`` path).
-        feeds: Inputs, one mapping per sample.
-        backend: Registered backend name.
-        options: The backend's options.
-        output: The output to return (default: the first).
-
-    Raises:
-        PluginError / BackendUnavailableError: No such backend here.
-        BackendError: It failed to compile or run.
-    """
+    """`run_samples` (without state), one output per feed: ``output``, or the first."""
     artifact = model if isinstance(model, ModelArtifact) else load_onnx(model)
-    impl = get_backend(backend)
-    if not impl.is_available():
-        raise BackendUnavailableError(impl.name, impl.install_hint)
-    compiled = impl.compile(artifact, options)
-    name = output or compiled.outputs[0].name
-    return [compiled.run(f)[name] for f in feeds]
+    samples = run_samples(artifact, feeds, backend, options)
+    name = output or artifact.outputs[0].name
+    return [s[name] for s in samples]

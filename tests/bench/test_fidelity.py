@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from edgeopt.artifact import load_onnx
 from edgeopt.bench.fidelity import FidelityMetrics, evaluation_feeds, feed_set, measure_fidelity
 from edgeopt.errors import ConfigError
 from edgeopt.interface import ModelInterface
+from edgeopt.shapes import with_shapes
 
 
 def test_feeds_and_measure(conv_model: Path, dynamic_model: Path) -> None:
@@ -19,8 +21,11 @@ def test_feeds_and_measure(conv_model: Path, dynamic_model: Path) -> None:
     assert isinstance(m, FidelityMetrics) and m.max_abs == 0.0 and m.samples == 3
     with pytest.raises(ConfigError, match="not an RGB image"):
         feed_set(dynamic_model, "builtin")
-    rnd = feed_set(dynamic_model, "auto", count=2)
-    assert rnd.random and rnd.feeds[0]["x"].shape == (1, 4, 1) and "random" in rnd.source
+    with pytest.raises(ConfigError, match=r"dynamic dimension .* --shape x=1x4x1"):
+        feed_set(dynamic_model, "auto", count=2)  # never sized silently
+    sized = with_shapes(load_onnx(dynamic_model), {"x": (2, 4, 5)})
+    rnd = feed_set(sized, "auto", count=2)
+    assert rnd.random and rnd.feeds[0]["x"].shape == (2, 4, 5) and "random" in rnd.source
 
 
 def test_feeds_follow_the_interface(conv_model: Path) -> None:

@@ -22,8 +22,12 @@ LAYERS: dict[str, int] = {
     "metrics": 1,
     "data": 1,
     "rewrites": 1,
+    "tasks": 1,
+    "audio": 1,
     "artifact": 2,
     "interface": 3,
+    "shapes": 3,
+    "card": 4,
     "registry": 4,
     "backends.base": 4,  # the plugin protocols sit beside the registry that returns them
     "passes.base": 4,

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from edgeopt._fs import atomic_path, atomic_write_text
-from edgeopt.auto.settings import AutoResult, Outcome
+from edgeopt.auto.settings import AutoResult, Outcome, parse_bound
 from edgeopt.bench.report import markdown, save_chart
 from edgeopt.bench.result import Comparison
 
@@ -26,8 +26,10 @@ def write_report(
     confirmed: Comparison,
     screened: Comparison | None,
     tried: Sequence[Outcome],
+    bound: str = "iou>=0.98",
 ) -> None:
     """Write ``winner/`` (model.onnx, settings.json), ``comparison.*`` and ``report.md/json``."""
+    metric = parse_bound(bound)[0]
     folder = out / "winner"
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "model.onnx") as tmp:
@@ -50,14 +52,15 @@ def write_report(
         "Screening measures every faithful variant together for a short time; the best are then",
         "confirmed interleaved with the baseline alone (the speed-up column).",
         "",
-        "| variant | backend | fidelity (IoU / cosine) | status | screening | speed-up |",
-        "|---|---|---|---|---|---|",
+        f"Every variant is held to **{bound}** on the evaluation data; SNR is the worst "
+        "output's, in dB.",
+        "",
+        f"| variant | backend | {metric} | SNR dB | status | screening | speed-up |",
+        "|---|---|---|---|---|---|---|",
     ]
     for t in tried:
         f = t.fidelity or {}
-        fid = (
-            f"{f.get('iou', float('nan')):.4f} / {f.get('cosine', float('nan')):.4f}" if f else "-"
-        )
+        fid = f"{_num(f.get(metric))} | {_num(f.get('snr'), '.1f')}"
         lines.append(
             f"| {t.name} | {t.backend} | {fid} | {t.status} | {_x(t.screen_speedup)} "
             f"| {_x(t.speedup)} |"
@@ -66,16 +69,33 @@ def write_report(
     atomic_write_text(
         out / "report.json",
         json.dumps(
-            {"winner": asdict(winner), "tried": [asdict(t) for t in tried]}, indent=2, default=str
+            {"bound": bound, "winner": asdict(winner), "tried": [asdict(t) for t in tried]},
+            indent=2,
+            default=str,
         ),
     )
 
 
+def _num(value: object, fmt: str = ".4f") -> str:
+    return format(value, fmt) if isinstance(value, float | int) and value == value else "-"
+
+
 def summary_rows(result: AutoResult) -> list[tuple[str, ...]]:
-    """Rows for a table of every variant: name, backend, IoU, status, screening, speed-up."""
+    """Rows for a table of every variant: name, backend, the bound's metric, SNR, status,
+    screening, speed-up."""
+    metric = parse_bound(result.bound)[0]
     rows: list[tuple[str, ...]] = []
     for t in result.tried:
-        value = t.fidelity.get("iou") if t.fidelity else None
-        iou = f"{value:.4f}" if isinstance(value, float) and value == value else "-"
-        rows.append((t.name, t.backend, iou, t.status, _x(t.screen_speedup), _x(t.speedup)))
+        f = t.fidelity or {}
+        rows.append(
+            (
+                t.name,
+                t.backend,
+                _num(f.get(metric)),
+                _num(f.get("snr"), ".1f"),
+                t.status,
+                _x(t.screen_speedup),
+                _x(t.speedup),
+            )
+        )
     return rows

@@ -46,13 +46,19 @@ from edgeopt.auto.settings import (
 )
 from edgeopt.backends.openvino import reduced_precisions
 from edgeopt.bench.environment import usable_cores
-from edgeopt.bench.fidelity import compare_outputs, mask_reader, run_outputs
+from edgeopt.bench.fidelity import (
+    mask_reader,
+    primary_output,
+    run_samples,
+    score_samples,
+)
 from edgeopt.bench.harness import BenchSettings, Variant, compare
 from edgeopt.bench.result import Comparison
+from edgeopt.card import resolve_card
 from edgeopt.errors import ConfigError, EdgeoptError
 from edgeopt.interface import infer_interface
-from edgeopt.metrics import MASK_METRICS
-from edgeopt.pipeline import data_feeds, run_pipeline
+from edgeopt.metrics import MASK_METRICS, TASK_METRICS, FidelityMetrics
+from edgeopt.pipeline import data_feeds, default_bound, run_pipeline
 from edgeopt.recipe import DataSettings, parse_recipe
 from edgeopt.registry import backend_names, get_backend
 
@@ -73,9 +79,11 @@ class _Search:
         self.settings = settings
         self.out = out
         self.cache = out / "cache"
-        self.source: ModelArtifact = load(model)
+        self.source: ModelArtifact = load(model, settings.shapes)
         self.data = DataSettings(evaluation_count=settings.evaluation_count, source=settings.data)
-        iface = infer_interface(self.source, settings.interface)
+        self.card = resolve_card(self.source, settings.card)
+        stored = self.card.interface.model_dump() if self.card.interface is not None else {}
+        iface = infer_interface(self.source, {**stored, **(settings.interface or {})})
         self.feeds = data_feeds(
             self.source,
             self.data,
@@ -83,19 +91,30 @@ class _Search:
             self.data.seed + 1,
             "evaluation",
             iface,
+            self.card,
         )
         self.to_mask = mask_reader(iface, self.feeds)
-        metric, _ = parse_bound(settings.bound)
+        bound = settings.bound or default_bound(self.card, iface)
+        self.bound: str = bound
+        self.settings = settings = settings.model_copy(update={"bound": bound})
+        metric, _ = parse_bound(bound)
         if metric in MASK_METRICS and self.to_mask is None:
             why = (
                 "the feeds are random" if self.feeds.random else "its interface has no mask output"
             )
             raise ConfigError(
-                f"the bound {settings.bound} needs a person mask, but {why}: give --data and the "
-                "interface flags (or --card), or bound an output metric such as cosine>=0.999"
+                f"the bound {bound} needs a person mask, but {why}: give --data and the "
+                "interface flags (or --card), or bound an output metric such as snr>=30"
             )
-        self.output = iface.output_name if iface is not None else None
-        self.reference = run_outputs(self.source, self.feeds.feeds, output=self.output)
+        if metric in TASK_METRICS and self.feeds.random:
+            raise ConfigError(
+                f"the bound {bound} needs the task's decoding on real inputs, but the feeds "
+                "are random: give --data (images, audio, or a folder of .npz samples)"
+            )
+        self.output = primary_output(self.source, iface, self.card.task)
+        self.reference = run_samples(self.source, self.feeds.feeds, state=self.feeds.state)
+        self.self_check = self.score(self.reference)
+        self.self_check.value(metric)  # a metric this model cannot give fails here, named
         self.fid_path = self.cache / "fidelity.json"
         self.fid_cache: dict[str, Any] = (
             json.loads(self.fid_path.read_text()) if self.fid_path.is_file() else {}
@@ -112,23 +131,36 @@ class _Search:
             opts,
             self.data.model_dump(),
             self.output,
+            self.card.to_json(),
         )
         if key not in self.fid_cache:
             note(f"checking fidelity: {name}" + (" (tuning TVM)" if "tune_seconds" in opts else ""))
             try:
-                got = run_outputs(path, self.feeds.feeds, backend, opts, self.output)
-                self.fid_cache[key] = compare_outputs(self.reference, got, self.to_mask).to_dict()
+                got = run_samples(path, self.feeds.feeds, backend, opts, self.feeds.state)
+                self.fid_cache[key] = self.score(got).to_dict()
             except EdgeoptError as e:
                 self.fid_cache[key] = {"error": str(e)}
             atomic_write_text(self.fid_path, json.dumps(self.fid_cache))
         result: dict[str, Any] = self.fid_cache[key]
         return result
 
+    def score(self, got: Sequence[dict[str, Any]]) -> FidelityMetrics:
+        """A variant's outputs against the reference's, by the model's task."""
+        return score_samples(
+            self.reference, got, self.output, self.card.task, self.to_mask, self.feeds.random
+        )
+
     def optimized(self, name: str, passes: list[dict[str, Any]], note: Progress) -> tuple[str, str]:
         """The candidate's model file (from the cache when it is there), and its status."""
         if not passes:
             return str(self.source.path), "ok"
-        digest = _key(self.source.sha256(), passes, self.data.model_dump(), self.settings.interface)
+        digest = _key(
+            self.source.sha256(),
+            passes,
+            self.data.model_dump(),
+            self.settings.interface,
+            self.card.to_json(),
+        )
         folder = self.cache / "models" / f"{name}-{digest}"
         if (folder / "model.onnx").is_file() and (folder / "report.json").is_file():
             return str(folder / "model.onnx"), "ok"
@@ -144,7 +176,7 @@ class _Search:
         tmp = folder.with_name(folder.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            report = run_pipeline(self.source, recipe, tmp)
+            report = run_pipeline(self.source, recipe, tmp, card=self.settings.card)
         except EdgeoptError as e:
             return str(self.source.path), f"recipe failed: {e}"
         if not any(s.applied for s in report.steps):
@@ -172,7 +204,7 @@ class _Search:
                 why = f"pruning at {ratio:g}: {status}"
                 break
             fid = self.fidelity(path, "onnxruntime", {}, note, f"pruned-{ratio:g}@onnxruntime")
-            ok, status = meets(self.settings.bound, fid) if "error" not in fid else (False, "")
+            ok, status = meets(self.bound, fid) if "error" not in fid else (False, "")
             if not ok:
                 why = f"pruning at {ratio:g} {status or fid['error']}"
                 break
@@ -214,7 +246,8 @@ def search(
     """
     settings = settings or AutoSettings()
     note = progress or (lambda line: logger.info("%s", line))
-    parse_bound(settings.bound)
+    if settings.bound is not None:
+        parse_bound(settings.bound)
     unknown = [c for c in settings.candidates if c not in CANDIDATES]
     if unknown:
         raise ConfigError(f"unknown candidate(s) {unknown}; known: {', '.join(CANDIDATES)}")
@@ -224,6 +257,8 @@ def search(
     for b in set(names) - set(backends):
         note(f"skipping backend {b}: {get_backend(b).install_hint}")
     run = _Search(model, Path(out_dir), settings)
+    settings = run.settings  # the bound resolved: the given one, or the task's default
+    note(f"fidelity bound: {settings.bound} ({run.feeds.source})")
     # The budget is a hard cap: the search stops early enough for both measurements to fit in
     # it too, with their workers' start-up (`startup_reserve`, which grows as variants are
     # admitted), and skips a step that the slowest of its backend's so far would not fit.
@@ -264,20 +299,26 @@ def search(
         "onnxruntime",
         {},
         str(run.source.path),
-        compare_outputs(run.reference, run.reference, run.to_mask).to_dict(),
+        run.self_check.to_dict(),
         "measured",
         1.0,
     )
     tried.insert(0, base)  # the baseline competes too: when nothing beats it, it wins
     best = pick_winner(tried, confirmed)
     winner = best or base
-    write_report(run.out, winner, confirmed, screened, tried)
+    write_report(run.out, winner, confirmed, screened, tried, settings.bound or "")
     if best is not None:
         lo = confirmed.speedup(winner.name)[1]
         note(f"winner: {winner.name}, {winner.speedup:.2f}x (p10 {lo:.2f}x) vs ORT fp32")
     else:
         note("no significant win: no variant's p10 speed-up is above 1.0; wrote the baseline")
-    return AutoResult(winner=winner, tried=tuple(tried), comparison=confirmed, output=run.out)
+    return AutoResult(
+        winner=winner,
+        tried=tuple(tried),
+        comparison=confirmed,
+        output=run.out,
+        bound=settings.bound or "",
+    )
 
 
 def _variants(
@@ -357,7 +398,7 @@ def _checked(run: _Search, t: Outcome, note: Progress) -> Outcome:
     fid = run.fidelity(t.model, t.backend, t.options, note, t.name)
     if "error" in fid:
         return replace(t, status=fid["error"])
-    ok, status = meets(run.settings.bound, fid)
+    ok, status = meets(run.bound, fid)
     opts = t.options
     if "tune_seconds" in opts:  # tuned once above; the benchmark reuses its records
         opts = {k: v for k, v in opts.items() if k != "tune_seconds"} | {"use_database": True}

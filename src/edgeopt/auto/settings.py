@@ -26,6 +26,7 @@ CANDIDATES: dict[str, list[dict[str, Any]]] = {
     "ort-layout": [{"name": "ort_layout"}],
     "fp16-weights": [{"name": "fp16"}],
     "int8-static": [{"name": "simplify"}, {"name": "quantize", "options": {"mode": "static"}}],
+    "int8-nncf": [{"name": "simplify"}, {"name": "quantize_nncf"}],
     "pruned": [{"name": "prune_structured"}],
     "pruned+ort-layout": [{"name": "prune_structured"}, {"name": "ort_layout"}],
 }
@@ -50,7 +51,11 @@ class AutoSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    bound: str = Field(default="iou>=0.98", description="Fidelity bound every variant must meet.")
+    bound: str | None = Field(
+        default=None,
+        description="Fidelity bound every variant must meet; None: the model's task's default "
+        "(iou>=0.98 for a person mask, f1>=0.95 for a detector, snr>=30 for no task, ...).",
+    )
     budget_s: float = Field(default=900.0, gt=0, description="Wall-clock budget of the search.")
     candidates: tuple[str, ...] = Field(
         default=tuple(CANDIDATES), description="Candidate recipes, by name (see CANDIDATES)."
@@ -95,6 +100,14 @@ class AutoSettings(BaseModel):
     interface: dict[str, Any] | None = Field(
         default=None, description="Model interface fields (a model card's), on top of the graph's."
     )
+    card: dict[str, Any] | None = Field(
+        default=None,
+        description="Model card fields beyond the interface (task, values, audio, state), on "
+        "top of the card stored in the model.",
+    )
+    shapes: dict[str, tuple[int, ...]] | None = Field(
+        default=None, description="Sizes of inputs with dynamic dimensions, by input name."
+    )
 
     @property
     def screen_s(self) -> float:
@@ -132,3 +145,5 @@ class AutoResult:
     tried: tuple[Outcome, ...]
     comparison: Comparison
     output: Path
+    bound: str = "iou>=0.98"
+    """The bound every variant was held to (the given one, or the task's default)."""

@@ -211,10 +211,11 @@ def feeds_for(
         dynamic = [(i, d) for i, d in enumerate(spec.shape) if not isinstance(d, int)]
         if dynamic:
             axis, dim = dynamic[0]
-            example = "x".join(str(d) if isinstance(d, int) else "N" for d in spec.shape)
+            example = "x".join(str(d) if isinstance(d, int) else "1" for d in spec.shape)
             raise ConfigError(
                 f"input {spec.name!r} has a dynamic dimension ({dim or '?'} at axis {axis}) in "
-                f"{list(spec.shape)}: give its size with --shape {spec.name}={example}"
+                f"{list(spec.shape)}: give its size with --shape, e.g. --shape "
+                f"{spec.name}={example} with your sizes for the dynamic axes"
             )
         fixed.append(spec)
     return random_feeds(fixed, seed=seed)

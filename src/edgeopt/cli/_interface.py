@@ -12,12 +12,34 @@ from typing import Any
 
 import typer
 
+from edgeopt.card import card_fields
+from edgeopt.cli._options import parse_shapes
 from edgeopt.interface import interface_from_options
 
-__all__ = ["ACTIVATION", "CARD", "MEAN", "ORDER", "PERSON", "STD", "overrides"]
+__all__ = [
+    "ACTIVATION",
+    "CARD",
+    "MEAN",
+    "ORDER",
+    "PERSON",
+    "SHAPE",
+    "STD",
+    "card_extras",
+    "overrides",
+    "shapes",
+]
 
 CARD = typer.Option(
-    None, "--card", help="YAML model card: the interface fields (mean, std, activation, ...)."
+    None,
+    "--card",
+    help="YAML model card: interface fields (mean, std, activation, ...) and task, shapes, "
+    "values, audio, state.",
+)
+SHAPE = typer.Option(
+    [],
+    "--shape",
+    help="Size of an input with dynamic dimensions: NAME=1x3x640x640 (repeatable; a zoo "
+    "model's card gives defaults).",
 )
 MEAN = typer.Option(
     None, "--input-mean", help="Per-channel mean in pixel units, R,G,B (e.g. 123.7,116.3,103.5)."
@@ -45,3 +67,13 @@ def overrides(
     """The interface fields the flags give (None when none was given)."""
     fields = interface_from_options(card, mean, std, order, activation, person_channel)
     return fields or None
+
+
+def card_extras(card: Path | None) -> dict[str, Any] | None:
+    """The card's fields beyond the interface (task, shapes, values, audio, state)."""
+    return card_fields(card) or None
+
+
+def shapes(items: list[str]) -> dict[str, tuple[int, ...]] | None:
+    """``--shape`` values by input name (None when none was given)."""
+    return {k: tuple(v) for k, v in parse_shapes(items).items()} or None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edgeopt.auto import CANDIDATES, AutoSettings, search, summary_rows
+from edgeopt.auto import CANDIDATES, AutoSettings, parse_bound, search, summary_rows
 from edgeopt.cli import _interface
 from edgeopt.cli._options import split_options
 from edgeopt.cli._output import console, print_table
@@ -29,11 +29,16 @@ def parse_duration(text: str) -> float:
 
 
 def auto(
-    model: Path = typer.Argument(..., help="Model file (.onnx or .tflite)."),
+    model: str = typer.Argument(..., help="Model: a zoo name, .onnx, .tflite, .pt2."),
     out: Path = typer.Option(
         Path("auto-out"), "--output", "-o", "--out", help="Output folder (created if missing)."
     ),
-    bound: str = typer.Option("iou>=0.98", "--bound", help="Fidelity bound, e.g. iou>=0.98."),
+    bound: str | None = typer.Option(
+        None,
+        "--bound",
+        help="Fidelity bound, e.g. iou>=0.98, f1>=0.95, nme<=0.01, snr>=30 (default: the "
+        "model's task's).",
+    ),
     budget: str = typer.Option("15m", "--budget", help="Search budget: 90s, 15m, 1h."),
     candidate: list[str] = typer.Option(
         [], "--candidate", help=f"Recipes to try (default all): {', '.join(CANDIDATES)}."
@@ -56,6 +61,7 @@ def auto(
     data: str = typer.Option(
         "auto", "--data", help="Evaluation images: auto, builtin, a folder, a video."
     ),
+    shape: list[str] = _interface.SHAPE,
     card: Path | None = _interface.CARD,
     input_mean: str | None = _interface.MEAN,
     input_std: str | None = _interface.STD,
@@ -79,12 +85,22 @@ def auto(
         interface=_interface.overrides(
             card, input_mean, input_std, input_order, output_activation, person_channel
         ),
+        card=_interface.card_extras(card),
+        shapes=_interface.shapes(shape),
     )
     with console.status("searching") as status:
         result = search(model, out, settings, progress=lambda line: status.update(line))
     print_table(
         "edgeopt auto: every variant tried",
-        ("variant", "backend", "IoU", "status", "screening", "speed-up"),
+        (
+            "variant",
+            "backend",
+            parse_bound(result.bound)[0],
+            "SNR dB",
+            "status",
+            "screening",
+            "speed-up",
+        ),
         summary_rows(result),
     )
     w = result.winner

@@ -117,7 +117,9 @@ def bench(
             continue
         for b, t in itertools.product(backend, thread_choices):
             options = backend_options(option, b, known) | ({} if t is None else {"threads": t})
-            name = b if t is None else f"{b}-{t}t"
+            # Every option the user set is in the row's name (precision=bf16 is another variant).
+            extra = "".join(f" {k}={v}" for k, v in options.items() if k != "threads")
+            name = (b if t is None else f"{b}-{t}t") + extra
             variants.append(
                 Variant(
                     name=f"{label} {name}".strip() if label else name,

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import typer
 
-from edgeopt._api import compile_to
+from edgeopt._api import compile_to, load
 from edgeopt.backends.saved import elf_machine, read_saved
+from edgeopt.cli import _interface
 from edgeopt.cli._options import TARGETS, backend_options, parse_target
 from edgeopt.cli._output import console
 from edgeopt.cli.auto import parse_duration
@@ -39,6 +40,7 @@ def compile_model(
         "--target",
         help=f"TVM: host (default), {', '.join(TARGETS)}, or 'llvm -mtriple=... -mcpu=...'.",
     ),
+    shape: list[str] = _interface.SHAPE,
 ) -> None:
     """Compile MODEL for BACKEND and write a deployable, self-describing artifact folder."""
     options = backend_options(option, backend, backend_names())
@@ -52,7 +54,7 @@ def compile_model(
             raise ConfigError("--target cross-compiles with TVM; give -b tvm")
         options["target"] = cross
     with console.status(f"compiling for {backend}" + (" (tuning)" if tune else "")):
-        folder = compile_to(model, backend, options, output)
+        folder = compile_to(load(model, _interface.shapes(shape)), backend, options, output)
     meta = read_saved(folder)
     files = sorted(p.name for p in folder.iterdir() if p.is_file())
     console.print(f"wrote {folder}: {', '.join(files)}")

@@ -24,7 +24,7 @@ __all__ = ["optimize"]
 
 
 def optimize(
-    model: Path = typer.Argument(..., help="Model file (.onnx or .tflite)."),
+    model: str = typer.Argument(..., help="Model: a zoo name, .onnx, .tflite, .pt2."),
     out: Path = typer.Option(
         ..., "--output", "-o", "--out", help="Output folder (created if missing)."
     ),
@@ -63,6 +63,7 @@ def optimize(
         help="Calibration/evaluation images: auto, builtin, a folder, a video (split in two "
         "disjoint halves).",
     ),
+    shape: list[str] = _interface.SHAPE,
     card: Path | None = _interface.CARD,
     input_mean: str | None = _interface.MEAN,
     input_std: str | None = _interface.STD,
@@ -83,7 +84,7 @@ def optimize(
     fields = _interface.overrides(
         card, input_mean, input_std, input_order, output_activation, person_channel
     )
-    artifact = load(model)
+    artifact = load(model, _interface.shapes(shape))
     if recipe is not None:
         plan = load_recipe(recipe)
     else:
@@ -104,6 +105,7 @@ def optimize(
             out,
             progress=lambda i, n, name: status.update(f"pass {i}/{n}: {name}"),
             interface=fields,
+            card=_interface.card_extras(card),
         )
     rows = []
     for i, s in enumerate(report.steps, 1):
@@ -114,15 +116,16 @@ def optimize(
                 s.name,
                 _status(s.applied, s.skipped, s.details),
                 f"{s.size_bytes / 1024:.1f}",
-                _num(f.get("iou"), ".4f"),
-                _num(f.get("cosine"), ".5f"),
+                _num(f.get(report.metric), ".4f"),
+                _num(f.get("snr"), ".1f"),
                 _num(f.get("max_abs"), ".4g"),
                 f"{s.seconds:.1f}",
             ]
         )
     print_table(
-        f"{model.name}: {report.size_before / 1024:.1f} KiB -> {report.size_after / 1024:.1f} KiB",
-        ["#", "pass", "status", "KiB", "IoU", "cosine", "max abs", "s"],
+        f"{Path(model).name}: {report.size_before / 1024:.1f} KiB -> "
+        f"{report.size_after / 1024:.1f} KiB",
+        ["#", "pass", "status", "KiB", report.metric, "SNR dB", "max abs", "s"],
         rows,
     )
     console.print(f"evaluation: {report.data['evaluation']}")
