@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import typer
@@ -15,6 +14,10 @@ __all__ = ["app"]
 app = typer.Typer(
     help="Known models: list, pull (download, verify, convert), info.", no_args_is_help=True
 )
+
+
+def _task(entry: zoo.ZooModel) -> str:
+    return entry.card.task.kind if entry.card.task is not None else "generic"
 
 
 @app.command("list")
@@ -30,7 +33,9 @@ def list_models(
                 "description": m.description,
                 "license": m.license,
                 "sha256": m.sha256,
-                "interface": m.interface.model_dump(mode="json"),
+                "task": _task(m),
+                "inputs": {k: list(v) for k, v in m.input_shapes.items()},
+                "interface": m.interface.model_dump(mode="json") if m.interface else None,
             }
             for m in zoo.ZOO.values()
         ]
@@ -38,9 +43,15 @@ def list_models(
         return
     print_table(
         "edgeopt model zoo",
-        ("name", "input", "license", "description"),
+        ("name", "task", "input", "license", "description"),
         [
-            (m.name, "x".join(map(str, m.input_size)), m.license, m.description)
+            (
+                m.name,
+                _task(m),
+                " ".join("x".join(map(str, s)) for s in m.input_shapes.values()),
+                m.license,
+                m.description,
+            )
             for m in zoo.ZOO.values()
         ],
     )
@@ -58,5 +69,5 @@ def pull(name: str = typer.Argument(..., help="Zoo name, e.g. mediapipe-selfie."
 @app.command("info")
 @guard
 def info(name: str = typer.Argument(..., help="Zoo name.")) -> None:
-    """Show where a model comes from, its checksum, interface and preprocessing."""
-    console.print_json(json.dumps(dataclasses.asdict(zoo.get(name))))
+    """Show where a model comes from, its checksum and its card (interface, task, inputs)."""
+    console.print_json(json.dumps(zoo.get(name).describe()))
