@@ -10,6 +10,7 @@ what the outputs mean (the task, and so the fidelity metric). A `ModelCard` says
 - ``shapes``: default sizes for inputs with dynamic dimensions (``--shape`` overrides them);
 - ``values``: inputs fed one constant value (a sample rate, a flag);
 - ``audio``: an audio input: sample rate and window length; a file is cut into windows;
+- ``images``: which built-in images suit the model (photographs, or printed text for OCR);
 - ``state``: recurrent inputs, each fed the named output of the previous sample (zeros first).
 
 Zoo models carry their card inside the ONNX file, as the JSON of metadata property
@@ -23,12 +24,13 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import onnx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edgeopt._fs import read_yaml
-from edgeopt.artifact import ModelArtifact
+from edgeopt._fs import atomic_path, read_yaml
+from edgeopt.artifact import ModelArtifact, load_onnx
 from edgeopt.errors import ConfigError, describe_validation
 from edgeopt.interface import CARD_FIELDS, ModelInterface
 from edgeopt.tasks import Task, TaskSpec, default_bound
@@ -37,10 +39,12 @@ __all__ = [
     "CARD_KEY",
     "AudioInput",
     "ModelCard",
+    "attach_card",
     "card_fields",
     "card_of",
     "parse_card",
     "resolve_card",
+    "store_card",
 ]
 
 CARD_KEY = "edgeopt.card"
@@ -81,6 +85,12 @@ class ModelCard(BaseModel):
         default_factory=dict, description="Inputs fed one constant value, by name."
     )
     audio: AudioInput | None = Field(default=None, description="An audio input, if any.")
+    images: Literal["photos", "text-pages", "text-lines", "text-lines-turned"] = Field(
+        default="photos",
+        description="The built-in images for this model: photographs (people and scenes), "
+        "pages of printed text (a text detector), text-line crops (a recognizer), or crops a "
+        "third of them turned 180 degrees (a direction classifier).",
+    )
     state: dict[str, str] = Field(
         default_factory=dict,
         description="Recurrent inputs: input name -> the output fed back into it.",
@@ -161,3 +171,32 @@ def resolve_card(model: ModelArtifact, fields: Mapping[str, Any] | None = None) 
         return stored
     merged = {**stored.model_dump(exclude_none=True), **fields}
     return parse_card(merged, f"{model.path}: the card")
+
+
+def attach_card(model: onnx.ModelProto, card: ModelCard) -> onnx.ModelProto:
+    """``model`` with ``card`` as its `CARD_KEY` metadata (replacing an older card; the other
+    metadata kept, in order). Changes and returns ``model``."""
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key != CARD_KEY]
+    del model.metadata_props[:]
+    for key, value in (*kept, (CARD_KEY, card.to_json())):
+        model.metadata_props.add(key=key, value=value)
+    return model
+
+
+def store_card(model: ModelArtifact, card: ModelCard) -> ModelArtifact:
+    """The model file rewritten with ``card`` inside (a temporary file, checked, renamed);
+    the model itself when it already holds that card. Passes rebuild graphs and drop
+    metadata: the pipeline puts the card back into each step's model with this, so an
+    optimized model is benchmarked and compiled with the same card (constants, state) as
+    its source.
+
+    Raises:
+        WriteError: The file cannot be written.
+    """
+    if card_of(model) == card:
+        return model
+    proto = attach_card(model.proto(), card)
+    with atomic_path(model.path) as tmp:
+        tmp.write_bytes(proto.SerializeToString())
+        load_onnx(tmp)
+    return load_onnx(model.path)

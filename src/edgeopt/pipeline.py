@@ -33,7 +33,7 @@ from edgeopt.bench.fidelity import (
     run_samples,
     score_samples,
 )
-from edgeopt.card import ModelCard, resolve_card
+from edgeopt.card import ModelCard, resolve_card, store_card
 from edgeopt.data import Role
 from edgeopt.interface import ModelInterface, infer_interface
 from edgeopt.passes.base import PassContext
@@ -321,7 +321,7 @@ def _run_steps(
         if result.skipped is not None:
             logger.warning("pass %s skipped: %s", step.name, result.skipped)
         elif result.modified:
-            current = result.model
+            current = store_card(result.model, card) if card != ModelCard() else result.model
             got = run_samples(current, evaluation.feeds, recipe.backend, state=state)
             metrics = score_samples(reference, got, primary, card.task, to_mask, evaluation.random)
             fidelity = metrics.to_dict()

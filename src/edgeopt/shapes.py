@@ -18,8 +18,11 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-from edgeopt._fs import atomic_path, cache_dir
+import onnx
+
+from edgeopt._fs import atomic_path, atomic_write_text, cache_dir
 from edgeopt.artifact import ModelArtifact, TensorSpec, load_onnx
 from edgeopt.errors import ConfigError
 
@@ -99,10 +102,13 @@ def with_shapes(
         return model
     key = json.dumps({"model": model.sha256(), "shapes": sorted(chosen.items())})
     target = cache_dir() / "shaped" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.onnx"
+    refused = target.with_suffix(".refused")
     if target.is_file():
         cached = load_onnx(target)
         if all(s.shape == chosen.get(s.name, s.shape) for s in cached.inputs):
             return cached
+    if refused.is_file():
+        return model
     proto = model.proto()
     for value in proto.graph.input:
         if value.name in chosen:
@@ -110,7 +116,50 @@ def with_shapes(
             for d, size in zip(dims, chosen[value.name], strict=True):
                 d.Clear()
                 d.dim_value = size
+    try:
+        _write_checked(model, proto, target, refused, chosen)
+    except _Refused:
+        return model
+    return load_onnx(target)
+
+
+def _write_checked(
+    model: ModelArtifact,
+    proto: onnx.ModelProto,
+    target: Path,
+    refused: Path,
+    chosen: Mapping[str, tuple[int, ...]],
+) -> None:
+    """Write the static copy; raise `_Refused` (nothing written) when ORT refuses it."""
     with atomic_path(target) as tmp:
         tmp.write_bytes(proto.SerializeToString())
         load_onnx(tmp)  # the checker accepts the written file before it is renamed in
-    return load_onnx(target)
+        why = _refusal(tmp)
+        if why is not None:
+            # A graph whose untaken branches assume other sizes (Silero VAD's 8 kHz branch
+            # under a 16 kHz window) fails type inference once its inputs are static: it
+            # stays dynamic, and the sizes are fed, not written.
+            logger.warning(
+                "%s: kept its dynamic input shapes: with %s fixed, ONNX Runtime refuses it "
+                "(%s); inputs are fed at those sizes",
+                model.path,
+                ", ".join(f"{n}={'x'.join(map(str, d))}" for n, d in chosen.items()),
+                why,
+            )
+            atomic_write_text(refused, why)
+            raise _Refused
+
+
+class _Refused(Exception):
+    """Leaves `atomic_path` without renaming the refused file into place."""
+
+
+def _refusal(path: Path) -> str | None:
+    """Why ONNX Runtime will not load the static copy, or None when it does."""
+    import onnxruntime as ort
+
+    try:
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:
+        return str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+    return None

@@ -57,7 +57,7 @@ from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
 from edgeopt._fs import atomic_path, atomic_write_bytes, cache_dir, remove_stale
 from edgeopt.artifact import TensorSpec, load_onnx
-from edgeopt.card import CARD_KEY, AudioInput, ModelCard, card_of
+from edgeopt.card import AudioInput, ModelCard, attach_card, card_of
 from edgeopt.errors import ConfigError, EdgeoptError, ModelFetchError
 from edgeopt.interface import ModelInterface
 from edgeopt.tasks import (
@@ -471,6 +471,7 @@ _PPOCR = (
             interface=_ocr_image((640, 640), mask="sigmoid_0.tmp_0"),
             task=SegmentationTask(),
             shapes={"x": (1, 3, 640, 640)},
+            images="text-pages",
         ),
     ),
     _ocr(
@@ -482,6 +483,7 @@ _PPOCR = (
             interface=_ocr_image((48, 320)),
             task=RecognitionTask(output="softmax_11.tmp_0", blank=0),
             shapes={"x": (1, 3, 48, 320)},
+            images="text-lines",
         ),
     ),
     _ocr(
@@ -493,6 +495,7 @@ _PPOCR = (
             interface=_ocr_image((48, 192)),
             task=ClassificationTask(output="save_infer_model/scale_0.tmp_1"),
             shapes={"x": (1, 3, 48, 192)},
+            images="text-lines-turned",
         ),
     ),
 )
@@ -864,11 +867,7 @@ def _model_proto(entry: ZooModel, source: Path) -> onnx.ModelProto:
             model = onnx.load_model_from_string(source.read_bytes())
     except (EdgeoptError, OSError, DecodeError) as e:
         raise ModelFetchError(f"{entry.name}: conversion of {source} failed: {e}") from e
-    kept = [(p.key, p.value) for p in model.metadata_props if p.key != CARD_KEY]
-    del model.metadata_props[:]
-    for key, value in (*kept, (CARD_KEY, entry.card.to_json())):
-        model.metadata_props.add(key=key, value=value)
-    return model
+    return attach_card(model, entry.card)
 
 
 def pull(name: str, models_dir: Path | None = None) -> Path:

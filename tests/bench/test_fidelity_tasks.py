@@ -13,12 +13,13 @@ from _helpers import save_model, store_card
 from edgeopt.artifact import load_onnx
 from edgeopt.bench.fidelity import (
     carried_state,
+    constant_feeds,
     feed_set,
     measure_fidelity,
     run_samples,
     score_samples,
 )
-from edgeopt.card import AudioInput, ModelCard
+from edgeopt.card import AudioInput, ModelCard, card_of
 from edgeopt.errors import ConfigError
 from edgeopt.pipeline import optimize
 from edgeopt.tasks import DetectionTask
@@ -198,3 +199,19 @@ def test_unknown_task_falls_back_to_snr_with_a_warning(
     noisy = [{"y": np.ones((1, 3), np.float32) * 1.1}]
     assert abs(score_samples(ref, noisy, "y").snr - 20.0) < 1e-4  # 10 log10(3 / 0.03)
     assert load_onnx(conv_model).inputs[0].name == "x"
+
+
+def test_timing_feeds_take_the_cards_constants(tmp_path: Path) -> None:
+    model = load_onnx(vad_like(tmp_path / "vad.onnx"))
+    fixed = constant_feeds(model)
+    assert set(fixed) == {"sr", "state"} and int(fixed["sr"]) == 16000
+    assert fixed["sr"].shape == () and fixed["sr"].dtype == np.int64
+    assert not fixed["state"].any() and fixed["state"].shape == (1, 4)
+    with pytest.raises(ConfigError, match=r"values name no input of the model: \['rate'\]"):
+        constant_feeds(model, ModelCard(values={"rate": 8000}))
+
+
+def test_each_steps_model_keeps_the_card(tmp_path: Path) -> None:
+    model = yolo_like(tmp_path / "det.onnx")
+    report = optimize(model, {"passes": [{"name": "fp16"}]}, tmp_path / "out")
+    assert card_of(load_onnx(report.output)) == card_of(load_onnx(model))

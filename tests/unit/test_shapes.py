@@ -18,6 +18,11 @@ from edgeopt.errors import ConfigError
 from edgeopt.shapes import check_shapes, dynamic_inputs, with_shapes
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGEOPT_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def test_with_shapes_fixes_and_caches(dynamic_model: Path) -> None:
     art = load_onnx(dynamic_model)
     assert [s.name for s in dynamic_inputs(art.inputs)] == ["x"]
@@ -59,3 +64,25 @@ def test_the_card_gives_default_shapes_and_the_flag_wins(dynamic_model: Path) ->
     store(dynamic_model, ModelCard(shapes={"x": (3, 4, 7)}))
     assert load(dynamic_model).inputs[0].shape == (3, 4, 7)
     assert load(dynamic_model, {"x": (1, 4, 2)}).inputs[0].shape == (1, 4, 2)
+
+
+def test_a_shape_the_graph_refuses_keeps_the_model_dynamic(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reshape to [2, -1] cannot take 3 elements: ONNX Runtime refuses the static copy (as
+    it refuses Silero VAD's with its 8 kHz branch), so the model stays as it was."""
+    from onnx import numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "s"], ["y"])],
+        "pairs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, None])],
+        [numpy_helper.from_array(np.array([2, -1], np.int64), "s")],
+    )
+    art = load_onnx(save_model(graph, tmp_path / "pairs.onnx"))
+    with caplog.at_level("WARNING"):
+        assert with_shapes(art, {"x": (3,)}) is art
+    assert "kept its dynamic input shapes" in caplog.text and "Reshape" in caplog.text
+    assert with_shapes(art, {"x": (3,)}) is art  # remembered, not tried again
+    assert with_shapes(art, {"x": (4,)}).inputs[0].shape == (4,)

@@ -48,6 +48,7 @@ __all__ = [
     "boundary_f_score",
     "carried_state",
     "compare_outputs",
+    "constant_feeds",
     "evaluation_feeds",
     "feed_set",
     "mask_iou",
@@ -86,9 +87,43 @@ class FeedSet:
 
 
 def _as_input(value: np.ndarray | float, shape: Sequence[Any], dtype: str) -> np.ndarray:
+    """``value`` as an input of ``shape`` (dynamic dimensions: as the value has them, with
+    leading axes of 1 up to the input's rank) and ``dtype``."""
     arr = np.asarray(value, dtype=np.dtype(dtype))
-    dims = tuple(d if isinstance(d, int) else 1 for d in shape)
-    return arr.reshape(dims) if arr.size == math.prod(dims) else np.broadcast_to(arr, dims).copy()
+    if all(isinstance(d, int) for d in shape):
+        dims = tuple(int(d) for d in shape)
+        return (
+            arr.reshape(dims) if arr.size == math.prod(dims) else np.broadcast_to(arr, dims).copy()
+        )
+    if arr.ndim < len(shape):
+        return arr.reshape((1,) * (len(shape) - arr.ndim) + arr.shape)
+    return arr
+
+
+def constant_feeds(model: ModelArtifact, card: ModelCard | None = None) -> dict[str, np.ndarray]:
+    """The inputs a card fixes: its constant values, and recurrent state at zeros (the start).
+
+    Random feeds for timing take these too: a sample rate fed 0 or 1 sends Silero VAD down
+    another branch, and a benchmark would time (or crash in) a path the model never runs.
+
+    Raises:
+        ConfigError: The card names an input the model does not have.
+    """
+    card = card if card is not None else (card_of(model) or ModelCard())
+    specs = {s.name: s for s in model.inputs}
+    unknown = sorted(set(card.values) - set(specs))
+    if unknown:
+        raise ConfigError(
+            f"{model.path}: the card's values name no input of the model: {unknown}; inputs: "
+            f"{sorted(specs)}"
+        )
+    fill = {n: _as_input(v, specs[n].shape, specs[n].dtype) for n, v in card.values.items()}
+    for name in card.state:
+        if name in specs:
+            spec = specs[name]
+            dims = card.shapes.get(name) or spec.concrete_shape()
+            fill[name] = np.zeros(dims, np.dtype(spec.dtype))
+    return fill
 
 
 def feed_set(
@@ -120,10 +155,8 @@ def feed_set(
     artifact = model if isinstance(model, ModelArtifact) else load_onnx(model)
     card = card if card is not None else (card_of(artifact) or ModelCard())
     specs = {s.name: s for s in artifact.inputs}
-    fill = {n: _as_input(v, specs[n].shape, specs[n].dtype) for n, v in card.values.items()}
+    fill = constant_feeds(artifact, card)
     state = {i: o for i, o in card.state.items() if i in specs}
-    for name in state:
-        fill[name] = np.zeros(specs[name].concrete_shape(), np.dtype(specs[name].dtype))
     text = str(source) if source is not None else "builtin"
     if text == "random":
         return _random(artifact, count, seed, "asked for", fill, state)

@@ -27,8 +27,10 @@ from edgeopt.artifact import TensorSpec, load_onnx
 from edgeopt.backends.base import feeds_for, parse_options
 from edgeopt.backends.saved import is_saved, read_saved
 from edgeopt.bench.environment import environment
+from edgeopt.bench.fidelity import constant_feeds
 from edgeopt.bench.result import BenchmarkResult, Comparison
 from edgeopt.bench.worker import Worker
+from edgeopt.card import ModelCard, card_of
 from edgeopt.data import load_images
 from edgeopt.errors import BenchmarkError, ConfigError
 from edgeopt.interface import ModelInterface, infer_interface
@@ -105,8 +107,12 @@ def _worker(conn: Connection, variant: dict[str, Any], warmup: int, seed: int) -
         compile_s = time.perf_counter() - t0
         if variant["data"]:
             feeds = _data_feeds(variant, compiled.inputs)
-        else:
+        elif is_saved(variant["model"]):
             feeds = feeds_for(compiled.inputs, variant["shapes"], seed=seed)
+        else:  # the card's sizes for what stayed dynamic, its constants and initial state
+            card = card_of(load_onnx(variant["model"])) or ModelCard()
+            feeds = feeds_for(compiled.inputs, {**card.shapes, **variant["shapes"]}, seed=seed)
+            feeds.update(constant_feeds(load_onnx(variant["model"]), card))
         for _ in range(warmup):
             compiled.run(feeds)
         conn.send(("ready", compile_s, size, rss0))
@@ -196,11 +202,15 @@ def _check(variants: Sequence[Variant]) -> None:
             if meta["backend"] != get_backend(v.backend).name:
                 raise ConfigError(f"{v.model} was compiled for {meta['backend']}, not {v.backend}")
             specs = [TensorSpec(i["name"], i["dtype"], tuple(i["shape"])) for i in meta["inputs"]]
+            shapes = dict(v.shapes)
         else:
-            specs = list(load_onnx(v.model).inputs)
+            artifact = load_onnx(v.model)
+            specs = list(artifact.inputs)
             impl = get_backend(v.backend)
             parse_options(impl.options_type, v.options, impl.name)
-        feeds_for(specs, v.shapes)  # an unknown dimension is an error that names it
+            card = card_of(artifact) or ModelCard()
+            shapes = {**{k: list(d) for k, d in card.shapes.items()}, **v.shapes}
+        feeds_for(specs, shapes)  # an unknown dimension is an error that names it
 
 
 def compare(
