@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from edgeopt.bench.fidelity import (
 )
 from edgeopt.card import AudioInput, ModelCard, card_of
 from edgeopt.errors import ConfigError
+from edgeopt.interface import ModelInterface
 from edgeopt.pipeline import optimize
 from edgeopt.tasks import DetectionTask
 
@@ -215,3 +217,21 @@ def test_each_steps_model_keeps_the_card(tmp_path: Path) -> None:
     model = yolo_like(tmp_path / "det.onnx")
     report = optimize(model, {"passes": [{"name": "fp16"}]}, tmp_path / "out")
     assert card_of(load_onnx(report.output)) == card_of(load_onnx(model))
+
+
+def test_ocr_models_are_fed_printed_text(make_model: Callable[..., Path]) -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "line_reader",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 48, 160])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 48, 160])],
+    )
+    path = make_model(graph, "rec.onnx")
+    iface = ModelInterface(input_name="x", input_size=(48, 160), layout="nchw")
+    lines = feed_set(path, "auto", 4, interface=iface, card=ModelCard(images="text-lines"))
+    assert len(lines.feeds) == 4 and "built-in text (evaluation)" in lines.source
+    assert "upright lines only" in lines.source and lines.feeds[0]["x"].shape == (1, 3, 48, 160)
+    pages = feed_set(path, "builtin", 2, interface=iface, card=ModelCard(images="text-pages"))
+    assert "pages" in pages.source
+    photos = feed_set(path, "auto", 2, interface=iface)  # no card: photographs, as before
+    assert "built-in evaluation set" in photos.source

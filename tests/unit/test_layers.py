@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "rewrites": 1,
     "tasks": 1,
     "audio": 1,
+    "textimages": 1,
     "artifact": 2,
     "interface": 3,
     "shapes": 3,

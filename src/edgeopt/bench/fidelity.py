@@ -27,7 +27,7 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -41,6 +41,7 @@ from edgeopt.interface import ModelInterface, infer_interface
 from edgeopt.metrics import FidelityMetrics, boundary_f_score, compare_outputs, mask_iou
 from edgeopt.registry import run_outputs, run_samples
 from edgeopt.tasks import GenericTask, Task
+from edgeopt.textimages import text_images, text_samples
 
 __all__ = [
     "FeedSet",
@@ -176,9 +177,19 @@ def feed_set(
         samples = [{audio.input_name: _as_input(w, shape, "float32")} for w in wins]
         described = [f"{len(wins)} windows of {sound.source}"]
     elif interface is not None:
-        images = load_images(None if text == "auto" else source, count, role, seed)
-        samples = [{interface.input_name: interface.preprocess(im, "RGB")} for im in images.images]
-        described = [f"{len(samples)} images: {images.source}"]
+        if card.images != "photos" and text in ("auto", "builtin"):
+            kind: Literal["page", "line"] = "page" if card.images == "text-pages" else "line"
+            if card.images == "text-lines":  # a recognizer reads upright lines only
+                drawn, what = text_samples(role, 2 * count, kind, seed)
+                pictures = [d.image for d in drawn if not d.rotated][:count]
+                what = f"{what} (upright lines only)"
+            else:
+                pictures, what = text_images(role, count, kind, seed)
+        else:
+            images = load_images(None if text == "auto" else source, count, role, seed)
+            pictures, what = images.images, images.source
+        samples = [{interface.input_name: interface.preprocess(im, "RGB")} for im in pictures]
+        described = [f"{len(samples)} images: {what}"]
     elif text != "auto":
         first = artifact.inputs[0].name if artifact.inputs else None
         raise ConfigError(
