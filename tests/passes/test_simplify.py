@@ -67,3 +67,26 @@ def test_simplify_keeps_the_tiny_cnn_equal(
         run(result.model.path, {"x": x}), run(mobilenet_model, {"x": x}), atol=1e-5
     )
     assert "Identity" not in result.report["ops_after"]
+
+
+def test_hardswish_fusion_waits_for_opset_14(
+    make_model: Callable[..., Path], run: Callable[..., np.ndarray], tmp_path: Path
+) -> None:
+    """x * HardSigmoid(x) is HardSwish only from opset 14 (PP-OCR's classifier is opset 11)."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("HardSigmoid", ["x"], ["hs"], alpha=1 / 6, beta=0.5),
+            helper.make_node("Mul", ["x", "hs"], ["y"]),
+        ],
+        "hswish",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    x = np.array([[-4.0, -1.0, 0.5, 4.0]], np.float32)
+    for opset, fused in ((11, False), (14, True)):
+        path = make_model(graph, f"hs{opset}.onnx", {"": opset})
+        result = SimplifyPass().apply(load_onnx(path), PassContext(workdir=tmp_path / f"{opset}"))
+        onnx.checker.check_model(onnx.load(str(result.model.path)))  # valid at its opset
+        assert ("HardSwish" in result.report["ops_after"]) == fused
+        assert ("notes" in result.report) != fused
+        np.testing.assert_allclose(run(result.model.path, {"x": x}), run(path, {"x": x}), atol=1e-6)

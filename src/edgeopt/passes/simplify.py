@@ -72,8 +72,12 @@ class SimplifyPass:
         extra: list[Any] = []
         if opts.fuse_affine:
             extra += [rules.conv_affine_fusion_rule]
-        if opts.fuse_hardswish:
+        opset = next((i.version for i in proto.opset_import if i.domain in ("", "ai.onnx")), 0)
+        notes = []
+        if opts.fuse_hardswish and opset >= 14:
             extra += list(rules.fuse_hardswish_rules().rules)
+        elif opts.fuse_hardswish:  # HardSwish is an opset-14 op (PP-OCR's classifier: 11)
+            notes.append(f"HardSwish fusion skipped: the model's opset {opset} is below 14")
         try:
             out = onnxscript.optimizer.optimize(proto, num_iterations=opts.iterations)
             if extra:
@@ -93,6 +97,7 @@ class SimplifyPass:
             "ops_after": after_ops,
             "params_before": before_params,
             "params_after": param_count(out),
+            **({"notes": notes} if notes else {}),
         }
         modified = before_ops != after_ops or report["params_before"] != report["params_after"]
         logger.info("simplify: %d -> %d nodes", report["nodes_before"], report["nodes_after"])
