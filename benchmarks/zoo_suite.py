@@ -52,7 +52,11 @@ def run_one(name: str, budget_s: float, backends: tuple[str, ...] | None, out: P
     w = result.winner
     median, lo, hi = result.comparison.speedup(w.name)
     measured = [t for t in result.tried if t.status == "measured" and t.speedup is not None]
-    exact = [t for t in measured if (t.fidelity or {}).get("snr", 0.0) >= EXACT_SNR_DB]
+    exact = [
+        t
+        for t in measured
+        if (t.fidelity or {}).get("snr", 0.0) >= EXACT_SNR_DB and not t.name.startswith("baseline")
+    ]
     best_exact = max(exact, key=lambda t: t.speedup or 0.0, default=None)
     failed = [t for t in result.tried if t.status.startswith(("failed", "recipe failed"))]
     ran = Counter(t.backend for t in result.tried if t.fidelity and "error" not in t.fidelity)

@@ -196,15 +196,20 @@ def _short_json(details: Mapping[str, Any]) -> str:
 
 
 def task_metric(card: ModelCard, iface: ModelInterface | None) -> str:
-    """The metric a model is judged by: mask IoU, its task's metric, or SNR."""
+    """The metric a model is judged by: its task's metric, mask IoU for a mask without a
+    task (or with the segmentation task), else SNR. A pose net with a mask output beside its
+    landmarks is judged by its landmarks."""
+    if card.task is not None and card.task.metric != "iou":
+        return card.task.metric
     if iface is not None and iface.has_mask:
         return "iou"
     return card.task.metric if card.task is not None else "snr"
 
 
 def default_bound(card: ModelCard, iface: ModelInterface | None) -> str:
-    """The bound used when none is given: the task's default (mask IoU >= 0.98 for a mask)."""
-    if iface is not None and iface.has_mask:
+    """The bound used when none is given: the task's default (mask IoU >= 0.98 for a mask
+    without a task)."""
+    if card.task is None and iface is not None and iface.has_mask:
         return "iou>=0.98"
     return card.bound
 

@@ -235,3 +235,18 @@ def test_ocr_models_are_fed_printed_text(make_model: Callable[..., Path]) -> Non
     assert "pages" in pages.source
     photos = feed_set(path, "auto", 2, interface=iface)  # no card: photographs, as before
     assert "built-in evaluation set" in photos.source
+
+
+def test_the_task_decides_the_metric_even_beside_a_mask() -> None:
+    from edgeopt.pipeline import default_bound, task_metric
+    from edgeopt.tasks import LandmarksTask, SegmentationTask
+
+    mask = ModelInterface(input_name="x", input_size=(8, 8), output_name="seg")
+    pose = ModelCard(task=LandmarksTask(output="points", coordinate_scale=8.0))
+    assert task_metric(pose, mask) == "nme" and default_bound(pose, mask) == "nme<=0.01"
+    seg = ModelCard(task=SegmentationTask())
+    assert task_metric(seg, mask) == "iou" and default_bound(seg, mask) == "iou>=0.98"
+    assert (
+        task_metric(ModelCard(), mask) == "iou" and default_bound(ModelCard(), mask) == "iou>=0.98"
+    )
+    assert task_metric(ModelCard(), None) == "snr" and default_bound(ModelCard(), None) == "snr>=30"

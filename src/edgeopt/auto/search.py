@@ -324,54 +324,72 @@ def search(
 def _variants(
     run: _Search, backends: Sequence[str], deadline: float, note: Progress
 ) -> list[Outcome]:
-    """Every variant with its fidelity and status ("measured": it meets the bound)."""
+    """Every variant with its fidelity and status ("measured": it meets the bound).
+
+    A candidate's model is made when the first of its variants is reached (the pruning
+    ladder too), so the budget is spent in the order below, not on models never measured."""
     settings = run.settings
-    ratio, prune_why = None, ""
-    if any(c.startswith("pruned") for c in settings.candidates):
-        ratio, prune_why = run.prune_ratio(note, deadline)
+    prune: list[tuple[float | None, str]] = []  # the ladder's answer, once asked
     models: dict[str, tuple[str, str]] = {}  # candidate -> (model file, status)
-    for cand in settings.candidates:
-        if time.monotonic() > deadline:
-            models[cand] = str(run.source.path), "over budget"
-        elif cand.startswith("pruned") and ratio is None:
-            why = f"no pruning ratio inside the bound ({prune_why})"
-            models[cand] = str(run.source.path), why
-        else:
-            models[cand] = run.optimized(cand, run.passes(cand, ratio), note)
-    # Backends outside, cheapest first (tuned TVM last): a short budget then covers every
-    # candidate on the quick runtimes before it is spent on compiling and tuning.
+
+    def model_of(cand: str) -> tuple[str, str]:
+        if cand not in models:
+            if cand.startswith("pruned") and not prune and time.monotonic() <= deadline:
+                prune.append(run.prune_ratio(note, deadline))
+            ratio, prune_why = prune[0] if prune else (None, "")
+            if time.monotonic() > deadline:
+                models[cand] = str(run.source.path), "over budget"
+            elif cand.startswith("pruned") and ratio is None:
+                why = f"no pruning ratio inside the bound ({prune_why})"
+                models[cand] = str(run.source.path), why
+            else:
+                models[cand] = run.optimized(cand, run.passes(cand, ratio), note)
+        return models[cand]
+
+    # Candidates outside, backends inside (tuned TVM last): the budget reaches every backend
+    # with the model as it is before it is spent on one backend's int8 and pruned models (on
+    # MediaPipe's hand landmark net, 3 minutes ran out inside ONNX Runtime's candidates and
+    # OpenVINO, 5.8x on the face landmark net, was never tried).
     tried: list[Outcome] = []
+    every = _backend_variants(backends, settings)
+    plain = [v for v in every if "tune_seconds" not in v[1]]
+    combos = [(*v, c) for c in settings.candidates for v in plain] + [
+        (*v, c) for v in every if "tune_seconds" in v[1] for c in settings.candidates
+    ]
     # Tuned TVM for one model, the first that was made, with the whole tuning share: split
     # between 7 candidates a 5-minute budget gave each 17 s, which tunes nothing.
-    tuned = next((c for c in settings.candidates if models[c][1] == "ok"), None)
+    tuned: list[str | None] = []
     admitted: list[float] = []  # seconds each admitted variant took to compile and check
     slowest: dict[str, float] = {}  # the longest check per backend: what the next may take
-    for backend, extra, tag in _backend_variants(backends, settings):
-        for cand in settings.candidates:
-            path, status = models[cand]
-            for threads in settings.threads:
-                if "tune_seconds" in extra and (threads != max(settings.threads) or cand != tuned):
-                    continue  # tuned once, at the most threads: the share is its own
-                opts = {**settings.backend_options.get(backend, {}), **extra, "threads": threads}
-                name = f"{cand}@{backend}{tag}-{threads}t"
-                t = Outcome(name, cand, backend, opts, path, None, status)
-                left = deadline - time.monotonic() - startup_reserve(admitted, settings.finalists)
-                need = opts.get("tune_seconds", 0.0) + slowest.get(backend, 0.0)
-                if left <= 0 or need > left:
-                    tried.append(replace(t, status="over budget"))
-                elif status != "ok":
-                    tried.append(t)
-                elif backend == "litert" and CANDIDATES[cand]:
-                    # LiteRT runs the original .tflite: it cannot run an optimized ONNX model.
-                    why = "skipped: litert runs only the original .tflite, not this candidate"
-                    tried.append(replace(t, status=why))
-                else:
-                    began = time.monotonic()
-                    tried.append(_checked(run, t, note))
-                    took = time.monotonic() - began
-                    slowest[backend] = max(slowest.get(backend, 0.0), took)
-                    if tried[-1].status == "measured":
-                        admitted.append(took)
+    for backend, extra, tag, cand in combos:
+        if "tune_seconds" in extra and not tuned:
+            tuned.append(next((c for c in models if models[c][1] == "ok"), None))
+        if "tune_seconds" in extra and cand != tuned[0]:
+            continue  # tuned once, for one model: the share is its own
+        path, status = model_of(cand)
+        for threads in settings.threads:
+            if "tune_seconds" in extra and threads != max(settings.threads):
+                continue  # at the most threads
+            opts = {**settings.backend_options.get(backend, {}), **extra, "threads": threads}
+            name = f"{cand}@{backend}{tag}-{threads}t"
+            t = Outcome(name, cand, backend, opts, path, None, status)
+            left = deadline - time.monotonic() - startup_reserve(admitted, settings.finalists)
+            need = opts.get("tune_seconds", 0.0) + slowest.get(backend, 0.0)
+            if left <= 0 or need > left:
+                tried.append(replace(t, status="over budget"))
+            elif status != "ok":
+                tried.append(t)
+            elif backend == "litert" and CANDIDATES[cand]:
+                # LiteRT runs the original .tflite: it cannot run an optimized ONNX model.
+                why = "skipped: litert runs only the original .tflite, not this candidate"
+                tried.append(replace(t, status=why))
+            else:
+                began = time.monotonic()
+                tried.append(_checked(run, t, note))
+                took = time.monotonic() - began
+                slowest[backend] = max(slowest.get(backend, 0.0), took)
+                if tried[-1].status == "measured":
+                    admitted.append(took)
     return tried
 
 
