@@ -115,6 +115,40 @@ def test_a_win_counts_only_when_its_p10_is_above_one() -> None:
     assert pick_winner(tried[:1], comparison) is None  # "no significant win"
 
 
+def test_within_the_noise_the_more_faithful_variant_wins() -> None:
+    from edgeopt.auto import Outcome, pick_winner
+    from edgeopt.bench.result import BenchmarkResult
+
+    def result(name: str) -> BenchmarkResult:
+        return BenchmarkResult(name, "onnxruntime", "m.onnx", {}, (1.0,), 0, 0.0, 0.0, 0.0, 1)
+
+    bf16 = [1.2, 1.25, 1.3, 1.32, 1.33, 1.35, 1.36, 1.4, 1.45, 1.32]  # median 1.33, p10 1.25
+    exact = [1.22, 1.26, 1.28, 1.3, 1.31, 1.3, 1.32, 1.33, 1.35, 1.3]  # median 1.30
+    slow = [1.1, 1.12, 1.15, 1.14, 1.13, 1.12, 1.16, 1.15, 1.14, 1.13]  # median 1.14
+    comparison = Comparison(
+        results=tuple(result(n) for n in ("base", "bf16", "exact", "slow")),
+        speedups={
+            "base": (1.0,) * 10,
+            "bf16": tuple(bf16),
+            "exact": tuple(exact),
+            "slow": tuple(slow),
+        },
+        block=10,
+    )
+
+    def outcome(name: str, snr: float, speedup: float) -> Outcome:
+        fid = {"snr": snr, "iou": 1.0}
+        return Outcome(name, name, "openvino", {}, "m.onnx", fid, "measured", speedup)
+
+    tried = [
+        outcome("bf16", 17.0, 1.33),
+        outcome("exact", 200.0, 1.30),
+        outcome("slow", 200.0, 1.14),
+    ]
+    assert pick_winner(tried, comparison) == tried[1]  # as fast within the noise, and exact
+    assert pick_winner([tried[0], tried[2]], comparison) == tried[0]  # 1.14 < p10 1.25: slower
+
+
 def test_reduced_precision_is_a_candidate_where_the_cpu_has_it(
     conv_model: Path, tmp_path: Path
 ) -> None:
