@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import onnx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeopt._fs import atomic_path, read_yaml
-from edgeopt.artifact import ModelArtifact, load_onnx
+from edgeopt.artifact import ModelArtifact, TensorSpec, load_onnx
 from edgeopt.errors import ConfigError, describe_validation
 from edgeopt.interface import CARD_FIELDS, ModelInterface
 from edgeopt.tasks import Task, TaskSpec, default_bound
@@ -42,6 +43,7 @@ __all__ = [
     "attach_card",
     "card_fields",
     "card_of",
+    "constant_feeds",
     "parse_card",
     "resolve_card",
     "store_card",
@@ -200,3 +202,31 @@ def store_card(model: ModelArtifact, card: ModelCard) -> ModelArtifact:
         tmp.write_bytes(proto.SerializeToString())
         load_onnx(tmp)
     return load_onnx(model.path)
+
+
+def constant_feeds(
+    inputs: Sequence[TensorSpec], card: ModelCard, where: object = "the model"
+) -> dict[str, np.ndarray]:
+    """The inputs a card fixes: its constant values, and recurrent state at zeros (the start),
+    each of the card's shape, else the input's (a dynamic dimension as 1), in its dtype.
+
+    Random feeds for timing take these too: a sample rate fed 0 or 1 sends Silero VAD down
+    another branch, and a benchmark would time (or crash in) a path the model never runs.
+
+    Raises:
+        ConfigError: The card names an input the model does not have.
+    """
+    specs = {s.name: s for s in inputs}
+    unknown = sorted(set(card.values) - set(specs))
+    if unknown:
+        raise ConfigError(
+            f"{where}: the card's values name no input of the model: {unknown}; inputs: "
+            f"{sorted(specs)}"
+        )
+    fill = {}
+    for name in [*card.values, *(n for n in card.state if n in specs)]:
+        spec = specs[name]
+        shape = card.shapes.get(name) or spec.concrete_shape()
+        value = card.values.get(name, 0.0)
+        fill[name] = np.full(shape, value, np.dtype(spec.dtype))
+    return fill

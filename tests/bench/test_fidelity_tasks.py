@@ -14,13 +14,12 @@ from _helpers import save_model, store_card
 from edgeopt.artifact import load_onnx
 from edgeopt.bench.fidelity import (
     carried_state,
-    constant_feeds,
     feed_set,
     measure_fidelity,
     run_samples,
     score_samples,
 )
-from edgeopt.card import AudioInput, ModelCard, card_of
+from edgeopt.card import AudioInput, ModelCard, card_of, constant_feeds
 from edgeopt.errors import ConfigError
 from edgeopt.interface import ModelInterface
 from edgeopt.pipeline import optimize
@@ -205,12 +204,12 @@ def test_unknown_task_falls_back_to_snr_with_a_warning(
 
 def test_timing_feeds_take_the_cards_constants(tmp_path: Path) -> None:
     model = load_onnx(vad_like(tmp_path / "vad.onnx"))
-    fixed = constant_feeds(model)
+    fixed = constant_feeds(model.inputs, card_of(model) or ModelCard())
     assert set(fixed) == {"sr", "state"} and int(fixed["sr"]) == 16000
     assert fixed["sr"].shape == () and fixed["sr"].dtype == np.int64
     assert not fixed["state"].any() and fixed["state"].shape == (1, 4)
     with pytest.raises(ConfigError, match=r"values name no input of the model: \['rate'\]"):
-        constant_feeds(model, ModelCard(values={"rate": 8000}))
+        constant_feeds(model.inputs, ModelCard(values={"rate": 8000}))
 
 
 def test_each_steps_model_keeps_the_card(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 from edgeopt.artifact import ModelArtifact, load_onnx
 from edgeopt.audio import load_audio, windows
 from edgeopt.backends.base import feeds_for
-from edgeopt.card import ModelCard, card_of
+from edgeopt.card import ModelCard, card_of, constant_feeds
 from edgeopt.data import Role, is_tensor_folder, load_images, load_tensors
 from edgeopt.errors import ConfigError
 from edgeopt.interface import ModelInterface, infer_interface
@@ -49,7 +49,6 @@ __all__ = [
     "boundary_f_score",
     "carried_state",
     "compare_outputs",
-    "constant_feeds",
     "evaluation_feeds",
     "feed_set",
     "mask_iou",
@@ -101,32 +100,6 @@ def _as_input(value: np.ndarray | float, shape: Sequence[Any], dtype: str) -> np
     return arr
 
 
-def constant_feeds(model: ModelArtifact, card: ModelCard | None = None) -> dict[str, np.ndarray]:
-    """The inputs a card fixes: its constant values, and recurrent state at zeros (the start).
-
-    Random feeds for timing take these too: a sample rate fed 0 or 1 sends Silero VAD down
-    another branch, and a benchmark would time (or crash in) a path the model never runs.
-
-    Raises:
-        ConfigError: The card names an input the model does not have.
-    """
-    card = card if card is not None else (card_of(model) or ModelCard())
-    specs = {s.name: s for s in model.inputs}
-    unknown = sorted(set(card.values) - set(specs))
-    if unknown:
-        raise ConfigError(
-            f"{model.path}: the card's values name no input of the model: {unknown}; inputs: "
-            f"{sorted(specs)}"
-        )
-    fill = {n: _as_input(v, specs[n].shape, specs[n].dtype) for n, v in card.values.items()}
-    for name in card.state:
-        if name in specs:
-            spec = specs[name]
-            dims = card.shapes.get(name) or spec.concrete_shape()
-            fill[name] = np.zeros(dims, np.dtype(spec.dtype))
-    return fill
-
-
 def feed_set(
     model: ModelArtifact | str | os.PathLike[str],
     source: str | os.PathLike[str] | None = None,
@@ -156,7 +129,7 @@ def feed_set(
     artifact = model if isinstance(model, ModelArtifact) else load_onnx(model)
     card = card if card is not None else (card_of(artifact) or ModelCard())
     specs = {s.name: s for s in artifact.inputs}
-    fill = constant_feeds(artifact, card)
+    fill = constant_feeds(artifact.inputs, card, artifact.path)
     state = {i: o for i, o in card.state.items() if i in specs}
     text = str(source) if source is not None else "builtin"
     if text == "random":

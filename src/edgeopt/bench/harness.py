@@ -27,10 +27,9 @@ from edgeopt.artifact import TensorSpec, load_onnx
 from edgeopt.backends.base import feeds_for, parse_options
 from edgeopt.backends.saved import is_saved, read_saved
 from edgeopt.bench.environment import environment
-from edgeopt.bench.fidelity import constant_feeds
 from edgeopt.bench.result import BenchmarkResult, Comparison
 from edgeopt.bench.worker import Worker
-from edgeopt.card import ModelCard, card_of
+from edgeopt.card import ModelCard, card_of, constant_feeds
 from edgeopt.data import load_images
 from edgeopt.errors import BenchmarkError, ConfigError
 from edgeopt.interface import ModelInterface, infer_interface
@@ -110,9 +109,9 @@ def _worker(conn: Connection, variant: dict[str, Any], warmup: int, seed: int) -
         elif is_saved(variant["model"]):
             feeds = feeds_for(compiled.inputs, variant["shapes"], seed=seed)
         else:  # the card's sizes for what stayed dynamic, its constants and initial state
-            card = card_of(load_onnx(variant["model"])) or ModelCard()
+            card = card_of(artifact) or ModelCard()
             feeds = feeds_for(compiled.inputs, {**card.shapes, **variant["shapes"]}, seed=seed)
-            feeds.update(constant_feeds(load_onnx(variant["model"]), card))
+            feeds.update(constant_feeds(artifact.inputs, card, artifact.path))
         for _ in range(warmup):
             compiled.run(feeds)
         conn.send(("ready", compile_s, size, rss0))

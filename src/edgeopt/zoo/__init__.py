@@ -54,7 +54,7 @@ from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
 from edgeopt._fs import atomic_path, atomic_write_bytes, cache_dir, remove_stale
 from edgeopt.artifact import TensorSpec, load_onnx
-from edgeopt.card import AudioInput, ModelCard, attach_card, card_of
+from edgeopt.card import AudioInput, ModelCard, attach_card, card_of, constant_feeds
 from edgeopt.errors import ConfigError, EdgeoptError, ModelFetchError
 from edgeopt.tasks import DetectionTask, LandmarksTask
 from edgeopt.zoo.entry import Source, ZooModel
@@ -280,11 +280,9 @@ def example_feeds(card: ModelCard, inputs: Sequence[TensorSpec]) -> dict[str, np
         elif card.audio is not None and spec.name == card.audio.input_name:
             audio: AudioInput = card.audio
             feeds[spec.name] = np.zeros((1, audio.context + audio.window), dtype)
-        elif spec.name in card.values:
-            value = card.values[spec.name]
-            feeds[spec.name] = np.full(_shape_of(card, spec), value, dtype)
-        elif spec.name in card.state:
-            feeds[spec.name] = np.zeros(_shape_of(card, spec), dtype)
+        elif spec.name in card.values or spec.name in card.state:
+            _shape_of(card, spec)  # a dynamic input the card gives no shape for is an error
+            feeds[spec.name] = constant_feeds(inputs, card)[spec.name]
         else:
             raise ConfigError(
                 f"input {spec.name!r} is not the card's image, audio, value or state input: "
