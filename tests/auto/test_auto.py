@@ -230,8 +230,12 @@ def test_the_reserve_for_worker_start_up_grows_with_the_admitted_variants() -> N
 
 
 def test_screening_then_confirmation_against_the_baseline_alone(
-    conv_model: Path, tmp_path: Path
+    conv_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import sys
+
+    module = sys.modules["edgeopt.auto.search"]  # the package's `search` is the function
+    monkeypatch.setattr(module, "SCREEN_GROUP", 2)  # four variants: two groups
     settings = SETTINGS.model_copy(
         update={"candidates": ("fp32", "fp16-weights"), "threads": (1, 2), "finalists": 1}
     )
@@ -249,6 +253,13 @@ def test_screening_then_confirmation_against_the_baseline_alone(
     assert [r.name for r in back.results] == ["baseline: ORT fp32", confirmed[0].name]
     screening = Comparison.from_json((tmp_path / "out" / "screening.json").read_text())
     assert len(screening.results) == 5
+    # Screened in two groups, each with the baseline: its rounds are both groups' rounds.
+    base = screening.baseline.name
+    rounds = {name: len(v) for name, v in screening.speedups.items() if name != base}
+    assert min(rounds.values()) >= 5  # BenchSettings.min_rounds
+    a, b, c, d = sorted(rounds.values())  # two variants per group: its rounds twice
+    assert (a, c) == (b, d) and len(screening.speedups[base]) == a + c
+    assert len(screening.baseline.samples_ms) == len(screening.speedups[base]) * screening.block
     assert any(line.startswith("screening 5 variants") for line in lines)
     assert any(line.startswith("confirming 1 variant(s)") for line in lines)
 

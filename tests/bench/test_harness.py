@@ -86,9 +86,19 @@ def test_markdown_and_chart(comparison: Comparison, tmp_path: Path) -> None:
 
 def test_time_budget(conv_model: Path) -> None:
     v = Variant(name="a", model=str(conv_model))
-    r = compare([v], BenchSettings(warmup=1, runs=None, seconds=0.3, block=5))
-    assert len(r.results[0].samples_ms) >= 5
+    r = compare([v], BenchSettings(warmup=1, runs=None, seconds=0.3, block=5, min_rounds=4))
+    assert len(r.results[0].samples_ms) >= 4 * 5  # at least min_rounds, past the time
     assert len(r.results[0].samples_ms) % 5 == 0
+
+
+def test_a_workers_peak_memory_is_its_own_not_its_parents(conv_model: Path) -> None:
+    import numpy as np
+
+    ballast = np.ones(1024 * 2**20 // 8)  # 1 GiB touched in the parent before the spawn
+    v = Variant(name="a", model=str(conv_model), options={"threads": 1})
+    r = compare([v], BenchSettings(warmup=1, runs=5, block=5))
+    assert 20 < r.results[0].peak_rss_mb < 600, r.results[0].peak_rss_mb
+    assert ballast[-1] == 1.0
 
 
 def test_errors_before_spawning(conv_model: Path, tmp_path: Path) -> None:

@@ -3,16 +3,20 @@
 Runtimes that share one process on two cores disturb each other (ORT's spinning intra-op
 threads measured 2x slower beside TVM in one process, and equal on their own), so each variant
 gets a worker process of its own, started with ``spawn`` so no runtime state is inherited.
-The parent hands out blocks of timed calls in turn — A B C, B C A, C A B, ... (the start
-rotates so no variant always runs right after another) — and only one worker runs at a time.
-A slow minute on a shared machine then hits every variant alike, and the per-round speed-up
-(baseline median / variant median within the round) stays stable where absolute numbers drift.
+The parent hands out blocks of timed calls in turn, in a new random order each round (a fixed
+rotation — A B C, B C A, C A B — still puts each variant right after the same neighbour, whose
+leftover work then always lands on it), and only one worker runs at a time. A slow minute on
+a shared machine then hits every variant alike, and the per-round speed-up (baseline median /
+variant median within the round) stays stable where absolute numbers drift. The first round
+after every worker is ready is a warm-up, not recorded: the workers compiled side by side, and
+each one's first block after that ran cold (up to 2.6x slower in an ``auto`` screening of 33).
 """
 
 from __future__ import annotations
 
 import math
 import multiprocessing as mp
+import random
 import resource
 import time
 import traceback
@@ -73,6 +77,12 @@ class BenchSettings(BaseModel):
         default=None, gt=0, description="Time budget for all timed runs (replaces runs)."
     )
     block: int = Field(default=10, ge=1, description="Timed calls per variant per round.")
+    min_rounds: int = Field(
+        default=5,
+        ge=1,
+        description="With ``seconds``: rounds measured even when the time is up (the speed-up "
+        "is a median over rounds; three are not enough to rank variants).",
+    )
     seed: int = Field(default=0, description="Seed of the random input feeds.")
     timeout_s: float = Field(default=600.0, gt=0, description="Longest wait for one worker step.")
 
@@ -87,6 +97,22 @@ def _rss_mb() -> float:
     import psutil
 
     return float(psutil.Process().memory_info().rss) / 2**20
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory in MiB.
+
+    ``/proc/self/status``'s ``VmHWM`` where there is one: ``getrusage``'s ``ru_maxrss`` keeps
+    the peak of the process before ``exec``, so every spawned worker of a 1.6 GB ``auto`` parent
+    reported 1635 MB.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _worker(conn: Connection, variant: dict[str, Any], warmup: int, seed: int) -> None:
@@ -125,7 +151,7 @@ def _worker(conn: Connection, variant: dict[str, Any], warmup: int, seed: int) -
                     samples.append((time.perf_counter_ns() - t) / 1e6)
                 conn.send(("samples", samples))
             else:
-                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+                peak = _peak_rss_mb()
                 conn.send(("done", peak, _rss_mb()))
                 return
     except BaseException as e:
@@ -212,6 +238,25 @@ def _check(variants: Sequence[Variant]) -> None:
         feeds_for(specs, shapes)  # an unknown dimension is an error that names it
 
 
+def _round(
+    workers: list[Worker],
+    block: int,
+    order: random.Random,
+    drop: Callable[[Worker, BenchmarkError], None],
+) -> dict[str, list[float]]:
+    """One block of timed calls from every worker, one at a time, in a random order."""
+    out: dict[str, list[float]] = {}
+    for w in order.sample(workers, len(workers)):
+        w.send("block", block)
+        try:
+            out[w.name] = w.recv()[1]
+        except BenchmarkError as e:
+            drop(w, e)
+            continue
+        _wait_idle(w.pid)  # its spinning runtime threads must not slow the next
+    return out
+
+
 def compare(
     variants: Sequence[Variant],
     settings: BenchSettings | None = None,
@@ -266,23 +311,23 @@ def compare(
             except BenchmarkError as e:
                 drop(w, e)
         rounds = math.ceil(settings.runs / settings.block) if settings.runs else None
+        order = random.Random(settings.seed)
+        _round(workers, settings.block, order, drop)  # warm-up: not recorded
         deadline = time.monotonic() + (settings.seconds or 0.0)
         r = 0
-        while (r < rounds) if rounds is not None else (r == 0 or time.monotonic() < deadline):
+        while (
+            (r < rounds)
+            if rounds is not None
+            else (r < settings.min_rounds or time.monotonic() < deadline)
+        ):
             block = settings.block
             if rounds is not None and settings.runs and r == rounds - 1:
                 block = settings.runs - settings.block * (rounds - 1)
+            got_round = _round(workers, block, order, drop)
             medians: dict[str, float] = {}
-            for w in [workers[(r + i) % len(workers)] for i in range(len(workers))]:
-                w.send("block", block)
-                try:
-                    got = w.recv()[1]
-                except BenchmarkError as e:
-                    drop(w, e)
-                    continue
-                samples[w.name].extend(got)
-                medians[w.name] = float(sorted(got)[len(got) // 2])
-                _wait_idle(w.pid)  # its spinning runtime threads must not slow the next
+            for name, got in got_round.items():
+                samples[name].extend(got)
+                medians[name] = float(sorted(got)[len(got) // 2])
             base = medians[variants[0].name]
             for name, med in medians.items():
                 speedups[name].append(base / med if med > 0 else float("inf"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 import psutil
 
@@ -42,6 +43,10 @@ def _own_seconds() -> float:
     return times.user + times.system
 
 
+Counters = Callable[[], tuple[float, float]]
+"""A reading of (busy CPU seconds of the CPUs watched, this process's own CPU seconds)."""
+
+
 class SpareCores:
     """The CPUs (of this process's affinity) that other processes left idle, averaged over the
     last ``interval`` seconds or a little more.
@@ -49,15 +54,27 @@ class SpareCores:
     Args:
         interval: Shortest time between two readings of the counters (they tick every 10 ms:
             25 ticks per CPU in the default window).
+        counters: Where the readings come from; default: the kernel's, for this process's
+            CPUs (a test gives its own, with its ``clock``).
+        cores: How many CPUs the counters cover; default: this process's usable ones.
+        clock: Seconds, monotonic.
     """
 
-    def __init__(self, interval: float = 0.25) -> None:
+    def __init__(
+        self,
+        interval: float = 0.25,
+        counters: Counters | None = None,
+        cores: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.interval = interval
         try:
-            self._cpus: list[int] | None = sorted(os.sched_getaffinity(0))
+            cpus: list[int] | None = sorted(os.sched_getaffinity(0))
         except AttributeError:
-            self._cpus = None
-        self.cores = usable_cores()
+            cpus = None
+        self._counters = counters or (lambda: (_busy_seconds(cpus), _own_seconds()))
+        self._clock = clock
+        self.cores = cores or usable_cores()
         self._last: tuple[float, float, float] | None = None
         self.spare: float | None = None
         """The last estimate; None until ``interval`` has passed since the object was made."""
@@ -65,10 +82,10 @@ class SpareCores:
 
     def update(self) -> float | None:
         """Read the counters when ``interval`` has passed; the current estimate."""
-        now = time.monotonic()
+        now = self._clock()
         if self._last is not None and now - self._last[0] < self.interval:
             return self.spare
-        busy, own = _busy_seconds(self._cpus), _own_seconds()
+        busy, own = self._counters()
         if self._last is not None:
             wall, busy0, own0 = self._last
             others = max(0.0, (busy - busy0) - (own - own0)) / (now - wall)

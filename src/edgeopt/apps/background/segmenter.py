@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -120,6 +120,8 @@ class Segmenter:
             other processes leave fewer than ``needs`` of this process's CPUs idle
             (`cpuload.SpareCores`); None: ``model`` always.
         needs: The idle CPUs ``model`` needs to be the faster one (its thread count).
+        spare: Where the idle CPUs are read: a callable giving the current estimate (None
+            until it has one); default: the kernel's counters through `cpuload.SpareCores`.
     """
 
     def __init__(
@@ -129,11 +131,12 @@ class Segmenter:
         options: SegmenterOptions | None = None,
         fallback: CompiledModel | None = None,
         needs: int = 2,
+        spare: Callable[[], float | None] | None = None,
     ) -> None:
         self.model = model
         self.fallback = fallback
         self._needs = needs
-        self._spare = SpareCores() if fallback is not None else None
+        self._spare = spare or (SpareCores().update if fallback is not None else None)
         self._busy = False
         self.fallback_runs = 0
         self.interface = interface or _interface_of(model)
@@ -206,7 +209,7 @@ class Segmenter:
         """Whether other processes take the CPUs ``model`` needs (with some hysteresis: the
         counters are read every quarter of a second)."""
         assert self._spare is not None  # made with the fallback
-        spare = self._spare.update()
+        spare = self._spare()
         if spare is not None:
             if self._busy and spare > self._needs - 0.2:
                 self._busy = False
