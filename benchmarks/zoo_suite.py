@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--backends", default="", help="Comma-separated (default: all here).")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    from edgeopt.cli.auto import parse_duration
+    from edgeopt.cli._grammar import parse_duration
 
     budget = parse_duration(args.budget)
     names = [n for n in args.models.split(",") if n] or zoo.names()

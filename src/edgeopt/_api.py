@@ -3,51 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from edgeopt.artifact import ModelArtifact, load_onnx
+from edgeopt.artifact import ModelArtifact
 from edgeopt.backends.base import BackendOptions, CompiledModel
 from edgeopt.backends.saved import load_saved, save_compiled
 from edgeopt.bench.harness import BenchSettings, Progress, Variant, compare
 from edgeopt.bench.result import Comparison
-from edgeopt.card import card_of
 from edgeopt.errors import BackendUnavailableError
+from edgeopt.loader import load
 from edgeopt.registry import get_backend
-from edgeopt.shapes import with_shapes
 
 __all__ = ["benchmark", "compile", "compile_to", "load", "load_compiled"]
-
-
-def load(
-    path: str | os.PathLike[str], shapes: Mapping[str, Sequence[int]] | None = None
-) -> ModelArtifact:
-    """Open a model file safely and read its interface; other formats are converted to ONNX.
-
-    Args:
-        path: An ``.onnx`` file, a ``.tflite`` or PyTorch file (converted once, cached), or a
-            zoo name such as ``mediapipe-selfie`` (pulled, verified, cached).
-        shapes: Sizes of inputs with dynamic dimensions (``--shape``); the model's card gives
-            defaults for the others (see `edgeopt.shapes.with_shapes`).
-
-    Raises:
-        ModelLoadError: Missing, truncated, corrupt or unsafe file.
-        UnsupportedOpError: A TFLite operator the importer cannot convert.
-        ConfigError: A shape that does not fit the model.
-    """
-    from edgeopt import zoo
-
-    if str(path) in zoo.ZOO and not Path(path).exists():
-        path = zoo.pull(str(path))
-    if str(path).lower().endswith(".onnx"):
-        artifact = load_onnx(path)
-    else:
-        from edgeopt.convert import convert
-
-        artifact = convert(path)
-    card = card_of(artifact)
-    return with_shapes(artifact, shapes, card.shapes if card is not None else None)
 
 
 def compile(

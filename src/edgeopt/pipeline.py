@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from edgeopt.bench.fidelity import (
 from edgeopt.card import ModelCard, resolve_card, store_card
 from edgeopt.data import Role
 from edgeopt.interface import ModelInterface, infer_interface
+from edgeopt.loader import load
 from edgeopt.passes.base import PassContext
 from edgeopt.recipe import DataSettings, Recipe, load_recipe, parse_recipe
 from edgeopt.registry import get_pass
@@ -378,22 +379,30 @@ def optimize(
     interface: Mapping[str, Any] | None = None,
     progress: StepProgress | None = None,
     card: Mapping[str, Any] | None = None,
+    shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> PipelineReport:
     """Optimize a model: run a recipe's passes, measure each, write the model and a report.
 
+    The same as ``edgeopt optimize``: ``edgeopt.optimize("mediapipe-selfie", {"passes":
+    [{"name": "quantize", "options": {"mode": "static", "accuracy": "iou>=0.98"}}]}, "out")``.
+
     Args:
-        model: The fp32 model (an artifact or an ``.onnx`` path; `edgeopt.load` the others).
+        model: The fp32 model: an artifact, or what `edgeopt.load` opens (a zoo name, an
+            ``.onnx``, ``.tflite`` or PyTorch file).
         recipe: A `Recipe`, its dict form (``{"passes": [{"name": "quantize"}]}``), or the
             path of a YAML recipe.
         output: The output folder: ``model.onnx``, ``report.json``, ``report.md``, ``steps/``.
         interface: Model interface fields (a card's) on top of what the graph says.
         progress: Called with (step, steps, pass name) before each pass.
         card: Model card fields (task, values, audio, state) on top of the stored card.
+        shapes: Sizes of inputs with dynamic dimensions (``--shape``), by input name.
 
     Raises:
         ConfigError: A bad recipe or interface. ModelLoadError: a bad model.
         EdgeoptError: A pass or backend failed.
     """
+    if not isinstance(model, ModelArtifact):
+        model = load(model, shapes)
     if isinstance(recipe, Recipe):
         plan = recipe
     elif isinstance(recipe, Mapping):

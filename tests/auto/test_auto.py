@@ -13,7 +13,7 @@ import edgeopt
 from edgeopt.auto import AutoSettings, parse_bound, search
 from edgeopt.auto.search import SPAWN_S, startup_reserve
 from edgeopt.bench import Comparison
-from edgeopt.cli.auto import parse_duration
+from edgeopt.cli._grammar import parse_duration
 from edgeopt.cli.main import app
 from edgeopt.errors import ConfigError
 
@@ -84,7 +84,7 @@ def test_cli(conv_model: Path, tmp_path: Path) -> None:
             "onnxruntime",
             "-t",
             "1",
-            "--measure-s",
+            "--measure",
             "1",
         ],
     )

@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "recipe": 6,
     "convert": 6,
     "bench": 7,
+    "loader": 7,  # load(): zoo names, .tflite and PyTorch files as ONNX, for every entry point
     "_api": 8,
     "pipeline": 8,
     "auto": 9,

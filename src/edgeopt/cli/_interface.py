@@ -32,28 +32,41 @@ __all__ = [
 CARD = typer.Option(
     None,
     "--card",
+    metavar="FILE",
     help="YAML model card: interface fields (mean, std, activation, ...) and task, shapes, "
     "values, audio, state.",
 )
 SHAPE = typer.Option(
     [],
     "--shape",
+    metavar="NAME=SHAPE",
     help="Size of an input with dynamic dimensions: NAME=1x3x640x640 (repeatable; a zoo "
     "model's card gives defaults).",
 )
 MEAN = typer.Option(
-    None, "--input-mean", help="Per-channel mean in pixel units, R,G,B (e.g. 123.7,116.3,103.5)."
+    None,
+    "--input-mean",
+    metavar="R,G,B",
+    help="Per-channel mean in pixel units, R,G,B (e.g. 123.7,116.3,103.5).",
 )
 STD = typer.Option(
-    None, "--input-std", help="Per-channel std in pixel units, R,G,B (default 255: pixels/255)."
+    None,
+    "--input-std",
+    metavar="R,G,B",
+    help="Per-channel std in pixel units, R,G,B (default 255: pixels/255).",
 )
-ORDER = typer.Option(None, "--input-order", help="Channel order the model takes: rgb or bgr.")
+ORDER = typer.Option(
+    None, "--input-order", metavar="rgb|bgr", help="Channel order the model takes."
+)
 ACTIVATION = typer.Option(
     None,
     "--output-activation",
+    metavar="none|sigmoid|softmax|logits",
     help="What the output holds: none (probabilities), sigmoid, softmax, logits.",
 )
-PERSON = typer.Option(None, "--person-channel", help="Output channel of the person class.")
+PERSON = typer.Option(
+    None, "--person-channel", min=0, metavar="INDEX", help="Output channel of the person class."
+)
 
 
 def overrides(

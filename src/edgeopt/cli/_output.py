@@ -6,25 +6,53 @@ import contextlib
 import functools
 import signal
 import sys
+import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from edgeopt._fs import os_error_message
+from edgeopt._fs import atomic_write_text, os_error_message
 from edgeopt.errors import EdgeoptError
 
-__all__ = ["STATE", "Terminated", "console", "guard", "install_signal_handlers", "print_table"]
+__all__ = [
+    "JSON",
+    "STATE",
+    "Terminated",
+    "console",
+    "emit_json",
+    "guard",
+    "human",
+    "install_signal_handlers",
+    "print_table",
+    "steps",
+]
+
+JSON = typer.Option(
+    None,
+    "--json",
+    metavar="PATH|-",
+    help="Also write the result as JSON: to PATH (missing folders are created), or '-' for "
+    "stdout (tables then go to stderr).",
+)
+"""The ``--json PATH|-`` option every command that has a result takes."""
 
 # Piped output (logs, CI) gets wide tables instead of columns squeezed to 80 characters.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
-def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    """Print a table; numeric-looking columns are right-aligned."""
+def print_table(
+    title: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    to: Console | None = None,
+) -> None:
+    """Print a table (on ``to``, stdout's console by default); numeric-looking columns are
+    right-aligned."""
     table = Table(title=title, title_justify="left")
     rows = [list(r) for r in rows]
     for i, col in enumerate(columns):
@@ -32,11 +60,49 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]
         table.add_column(col, justify="right" if numeric else "left")
     for r in rows:
         table.add_row(*r)
-    console.print(table)
+    (to or console).print(table)
 
 
-STATE = {"verbose": False}
-"""Global CLI flags, set by the root callback (``-v``)."""
+STATE = {"verbose": False, "quiet": False}
+"""Global CLI flags, set by the root callback (``-v``, ``-q``)."""
+
+
+def human(json_dest: str | None) -> Console:
+    """Where tables and notes go: stderr when the JSON result takes stdout."""
+    return Console(stderr=True, highlight=False, soft_wrap=True) if json_dest == "-" else console
+
+
+def emit_json(dest: str | None, text: str) -> None:
+    """Write a JSON result to ``dest`` (``-``: stdout; a path: whole or not at all)."""
+    if dest is None:
+        return
+    if dest == "-":
+        typer.echo(text)
+        return
+    atomic_write_text(Path(dest), text if text.endswith("\n") else text + "\n")
+    Console(stderr=True, highlight=False).print(f"wrote {dest}", markup=False)
+
+
+@contextlib.contextmanager
+def steps(label: str) -> Iterator[Callable[[str], None]]:
+    """A progress reporter for a long job: a spinner with the latest line on a terminal,
+    timestamped lines on stderr otherwise (a log, CI), nothing with ``--quiet``."""
+    if STATE["quiet"]:
+        yield lambda line: None
+        return
+    if sys.stderr.isatty():
+        with Console(stderr=True).status(label) as status:
+            yield lambda line: status.update(f"{label}: {line}")
+        return
+    start = time.monotonic()
+
+    def line_out(line: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        took = time.monotonic() - start
+        print(f"{stamp} +{took:.0f}s {label}: {line}", file=sys.stderr, flush=True)
+
+    line_out("started")
+    yield line_out
 
 
 class Terminated(KeyboardInterrupt):

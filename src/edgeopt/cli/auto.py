@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import typer
 
-from edgeopt.auto import CANDIDATES, AutoSettings, parse_bound, search, summary_rows
+from edgeopt.auto import CANDIDATES, AutoResult, AutoSettings, parse_bound, search, summary_rows
 from edgeopt.cli import _interface
+from edgeopt.cli._grammar import DURATION, EXIT_PARTIAL, parse_duration
 from edgeopt.cli._options import split_options
-from edgeopt.cli._output import console, print_table
-from edgeopt.errors import ConfigError
+from edgeopt.cli._output import JSON, emit_json, human, print_table, steps
 
-__all__ = ["auto", "parse_duration"]
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``90``, ``90s``, ``15m`` or ``1h``.
-
-    Raises:
-        ConfigError: Not a duration.
-    """
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([smh]?)\s*", text)
-    if not m:
-        raise ConfigError(f"bad duration {text!r}: write it like 90s, 15m or 1h")
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+__all__ = ["auto"]
 
 
 def auto(
@@ -39,7 +26,9 @@ def auto(
         help="Fidelity bound, e.g. iou>=0.98, f1>=0.95, nme<=0.01, snr>=30 (default: the "
         "model's task's).",
     ),
-    budget: str = typer.Option("15m", "--budget", help="Search budget: 90s, 15m, 1h."),
+    budget: str = typer.Option(
+        "15m", "--budget", metavar=DURATION, help="Search budget, a hard cap: 90s, 15m, 1h."
+    ),
     candidate: list[str] = typer.Option(
         [], "--candidate", help=f"Recipes to try (default all): {', '.join(CANDIDATES)}."
     ),
@@ -52,8 +41,11 @@ def auto(
         help="Backend or pass option, prefixed with its name: -O tvm.tune_seconds=600, "
         "-O prune_structured.round_to=8 (a bare key applies to every backend). Repeatable.",
     ),
-    measure: float = typer.Option(
-        20.0, "--measure-s", min=1, help="Confirmation time (a third of it screens first)."
+    measure: str = typer.Option(
+        "20s",
+        "--measure",
+        metavar=DURATION,
+        help="Confirmation time (a third of it screens every variant first).",
     ),
     finalists: int = typer.Option(
         3, "--finalists", min=1, help="How many screened variants are confirmed."
@@ -68,6 +60,7 @@ def auto(
     input_order: str | None = _interface.ORDER,
     output_activation: str | None = _interface.ACTIVATION,
     person_channel: int | None = _interface.PERSON,
+    json_out: str | None = JSON,
 ) -> None:
     """Try recipes x backends x threads; keep what meets the bound; measure; write the winner."""
     backend_opts, pass_opts = split_options(option)
@@ -77,7 +70,7 @@ def auto(
         candidates=tuple(candidate) or tuple(CANDIDATES),
         backends=tuple(backend) or None,
         threads=tuple(threads) or (1, 2),
-        measure_s=measure,
+        measure_s=parse_duration(measure),
         finalists=finalists,
         backend_options=backend_opts,
         pass_options=pass_opts,
@@ -88,8 +81,10 @@ def auto(
         card=_interface.card_extras(card),
         shapes=_interface.shapes(shape),
     )
-    with console.status("searching") as status:
-        result = search(model, out, settings, progress=lambda line: status.update(line))
+    with steps("auto") as note:
+        result = search(model, out, settings, progress=note)
+    emit_json(json_out, (out / "report.json").read_text())
+    console = human(json_out)
     print_table(
         "edgeopt auto: every variant tried",
         (
@@ -102,6 +97,7 @@ def auto(
             "speed-up",
         ),
         summary_rows(result),
+        console,
     )
     w = result.winner
     if w.candidate == "fp32" and w.backend == "onnxruntime" and w.name.startswith("baseline"):
@@ -109,9 +105,29 @@ def auto(
             "no significant win: no variant's p10 speed-up was above 1.0 (noise, or nothing "
             f"faster within the bound); wrote the baseline to {out}/winner, report.md"
         )
-        return
-    lo = result.comparison.speedup(w.name)[1]
-    console.print(
-        f"winner: {w.name} ({w.speedup:.2f}x, p10 {lo:.2f}x vs ORT fp32); wrote {out}/winner, "
-        "report.md"
-    )
+    else:
+        lo = result.comparison.speedup(w.name)[1]
+        console.print(
+            f"winner: {w.name} ({w.speedup:.2f}x, p10 {lo:.2f}x vs ORT fp32); wrote "
+            f"{out}/winner, report.md"
+        )
+    _exit_on_failed_backends(result, settings.backends or ())
+
+
+def _exit_on_failed_backends(result: AutoResult, asked: tuple[str, ...]) -> None:
+    """Exit `EXIT_PARTIAL` when a backend named with ``-b`` failed on every variant it got
+    (an error, not a fidelity or budget verdict): the report is written."""
+    failed = []
+    for backend in asked:
+        mine = [t for t in result.tried if t.backend == backend]
+        errors = [t for t in mine if _is_error(t.status)]
+        if mine and len(errors) == len(mine):
+            failed.append(f"{backend}: {errors[0].status}")
+    if failed:
+        human(None).print(f"error: every variant failed on {'; '.join(failed)}", markup=False)
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _is_error(status: str) -> bool:
+    verdicts = ("measured", "screened out", "over budget", "fails ", "skipped", "no pass")
+    return not status.startswith(verdicts) and "no pruning ratio" not in status

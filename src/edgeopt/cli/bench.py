@@ -11,6 +11,8 @@ behind a TVM RPC tracker (`edgeopt.bench.remote`).
 from __future__ import annotations
 
 import itertools
+import sys
+import time
 from pathlib import Path
 
 import typer
@@ -23,8 +25,9 @@ from edgeopt.backends.saved import is_saved, read_saved
 from edgeopt.bench import BenchSettings, Comparison, Variant, compare
 from edgeopt.bench.report import COLUMNS, instability, rows, save_chart
 from edgeopt.cli import _interface
+from edgeopt.cli._grammar import DURATION, EXIT_PARTIAL, parse_duration
 from edgeopt.cli._options import backend_options, parse_shapes
-from edgeopt.cli._output import console, print_table
+from edgeopt.cli._output import JSON, STATE, console, emit_json, print_table, steps
 from edgeopt.errors import ConfigError
 from edgeopt.registry import backend_names
 
@@ -46,17 +49,16 @@ def bench(
     ),
     warmup: int = typer.Option(10, "--warmup", min=0, help="Untimed runs before timing."),
     runs: int = typer.Option(100, "--runs", min=1, help="Timed runs per variant."),
-    seconds: float | None = typer.Option(
-        None, "--seconds", min=0.1, help="Time budget instead of --runs."
+    duration: str | None = typer.Option(
+        None,
+        "--time",
+        metavar=DURATION,
+        help="Time for the timed runs instead of --runs, e.g. 30s (at least 5 rounds).",
     ),
     block: int = typer.Option(
         10, "--block", min=1, help="Calls per variant per interleaved round."
     ),
-    json_out: Path | None = typer.Option(
-        None,
-        "--json",
-        help="Write every sample as JSON here ('-': stdout; missing folders are created).",
-    ),
+    json_out: str | None = JSON,
     chart: Path | None = typer.Option(
         None, "--chart", help="Write a PNG bar chart here (missing folders are created)."
     ),
@@ -87,6 +89,7 @@ def bench(
     paths = [m if is_saved(m) else str(load(m).path) for m in models]  # fail fast, convert
     if len(set(backend)) != len(backend) or len(set(threads)) != len(threads):
         raise ConfigError("repeat --backend and --threads with distinct values only")
+    seconds = parse_duration(duration) if duration is not None else None
     settings = BenchSettings(
         warmup=warmup, runs=None if seconds else runs, seconds=seconds, block=block
     )
@@ -96,6 +99,7 @@ def bench(
             raise ConfigError("--remote measures one model at a time")
         result = _remote(paths[0], backend, threads, remote, key, settings)
         _write(title, result, json_out, markdown_out, chart)
+        _exit_on_failures(result)
         return
     variants = []
     thread_choices: list[int | None] = list(threads) or [None]
@@ -131,21 +135,45 @@ def bench(
                     interface=fields,
                 )
             )
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(f"benchmarking {len(variants)} variant(s)", total=None)
-        result = compare(
-            variants,
-            settings,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
+    label = f"benchmarking {len(variants)} variant(s)"
+    if sys.stderr.isatty() and not STATE["quiet"]:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as bar:
+            task = bar.add_task(label, total=None)
+            result = compare(
+                variants,
+                settings,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    else:
+        with steps(label) as note:
+            last = [0.0]
+
+            def every_5s(done: int, total: int) -> None:
+                if time.monotonic() - last[0] >= 5.0 or (done == total and settings.runs):
+                    last[0] = time.monotonic()
+                    note(f"round {done}" + (f" of {total}" if settings.runs else ""))
+
+            result = compare(variants, settings, progress=every_5s)
     _write(title, result, json_out, markdown_out, chart)
+    _exit_on_failures(result)
+
+
+def _exit_on_failures(result: Comparison) -> None:
+    """Exit `EXIT_PARTIAL` when a variant failed (its row and the others were written)."""
+    if result.failures:
+        Console(stderr=True).print(
+            f"error: {len(result.failures)} variant(s) failed: "
+            + "; ".join(f"{k}: {v}" for k, v in result.failures.items()),
+            markup=False,
+        )
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 def _remote(
@@ -181,14 +209,13 @@ def _remote(
 def _write(
     title: str,
     result: Comparison,
-    json_out: Path | None,
+    json_out: str | None,
     markdown_out: Path | None,
     chart: Path | None,
 ) -> None:
-    to_stdout = json_out is not None and str(json_out) == "-"
+    to_stdout = json_out == "-"
     if to_stdout:  # the JSON alone on stdout; the table goes to stderr
         Console(stderr=True).print(f"{title}: measured {len(result.results)} variant(s)")
-        typer.echo(result.to_json())
     else:
         table = rows(result)
         columns: tuple[str, ...] = COLUMNS
@@ -200,12 +227,10 @@ def _write(
     for warning in instability(result):
         Console(stderr=True).print(
             f"warning: unstable measurement, {warning}: the machine is busy or the run short; "
-            "rerun longer (--seconds) on a quiet machine",
+            "rerun longer (--time) on a quiet machine",
             markup=False,
         )
-    if json_out and not to_stdout:
-        atomic_write_text(json_out, result.to_json())
-        console.print(f"wrote {json_out}")
+    emit_json(json_out, result.to_json())
     if markdown_out:
         from edgeopt.bench.report import markdown
 

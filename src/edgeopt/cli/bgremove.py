@@ -16,6 +16,7 @@ from rich.text import Text
 
 from edgeopt.apps.background.segmenter import SegmenterOptions, StageTimes
 from edgeopt.cli import _interface
+from edgeopt.cli._grammar import DURATION, parse_duration
 from edgeopt.cli._output import console, print_table
 from edgeopt.errors import ConfigError, describe_validation
 
@@ -79,8 +80,12 @@ def bgremove(
         help="Reuse the mask while the frame differs from the last segmented one by less "
         "than this (mean grey levels of a 32x18 thumbnail, e.g. 2); 0: off.",
     ),
-    budget_ms: float | None = typer.Option(
-        None, "--budget-ms", min=0.1, help="Per-frame budget: run the model less often above it."
+    frame_budget: str | None = typer.Option(
+        None,
+        "--frame-budget",
+        metavar=DURATION,
+        help="Per-frame budget, e.g. 33ms (a bare number is ms): run the model less often "
+        "above it.",
     ),
     smoothing: float = typer.Option(0.0, "--smoothing", help="Temporal mask smoothing in [0, 1)."),
     feather: float = typer.Option(2.0, "--feather", help="Edge feathering sigma, pixels."),
@@ -134,7 +139,7 @@ def bgremove(
             optimize=optimize,
             threads=threads,
             mask=mask,
-            budget_ms=budget_ms,
+            budget_ms=parse_duration(frame_budget, "ms") * 1e3 if frame_budget else None,
             max_frames=max_frames,
             threaded=pipelined,
             interface=_interface.overrides(

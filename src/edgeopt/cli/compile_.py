@@ -9,6 +9,7 @@ database under the cache folder is reused by later runs) and cross-compiles for 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -16,9 +17,9 @@ import typer
 from edgeopt._api import compile_to, load
 from edgeopt.backends.saved import elf_machine, read_saved
 from edgeopt.cli import _interface
+from edgeopt.cli._grammar import DURATION, parse_duration
 from edgeopt.cli._options import TARGETS, backend_options, parse_target
-from edgeopt.cli._output import console
-from edgeopt.cli.auto import parse_duration
+from edgeopt.cli._output import JSON, emit_json, human, steps
 from edgeopt.errors import ConfigError
 from edgeopt.registry import backend_names
 
@@ -33,7 +34,10 @@ def compile_model(
         [], "--option", "-O", help="Backend option key=value (see `edgeopt list --options B`)."
     ),
     tune: str | None = typer.Option(
-        None, "--tune", help="TVM: MetaSchedule tuning budget, e.g. 10m (tune_seconds)."
+        None,
+        "--tune",
+        metavar=DURATION,
+        help="TVM: MetaSchedule tuning budget, e.g. 10m (tune_seconds).",
     ),
     target: str | None = typer.Option(
         None,
@@ -41,6 +45,7 @@ def compile_model(
         help=f"TVM: host (default), {', '.join(TARGETS)}, or 'llvm -mtriple=... -mcpu=...'.",
     ),
     shape: list[str] = _interface.SHAPE,
+    json_out: str | None = JSON,
 ) -> None:
     """Compile MODEL for BACKEND and write a deployable, self-describing artifact folder."""
     options = backend_options(option, backend, backend_names())
@@ -53,9 +58,12 @@ def compile_model(
         if backend != "tvm":
             raise ConfigError("--target cross-compiles with TVM; give -b tvm")
         options["target"] = cross
-    with console.status(f"compiling for {backend}" + (" (tuning)" if tune else "")):
+    with steps(f"compiling for {backend}" + (" (tuning)" if tune else "")) as note:
+        note(f"{model} -> {output}" + (f", tuning for {tune}" if tune else ""))
         folder = compile_to(load(model, _interface.shapes(shape)), backend, options, output)
     meta = read_saved(folder)
+    emit_json(json_out, json.dumps(meta, indent=2))
+    console = human(json_out)
     files = sorted(p.name for p in folder.iterdir() if p.is_file())
     console.print(f"wrote {folder}: {', '.join(files)}")
     tuning = meta.get("tuning")

@@ -12,7 +12,7 @@ from edgeopt._api import load
 from edgeopt.artifact import model_summary
 from edgeopt.backends.saved import is_saved, read_saved
 from edgeopt.cli._options import parse_shapes
-from edgeopt.cli._output import console, print_table
+from edgeopt.cli._output import JSON, console, emit_json, print_table
 from edgeopt.errors import ConfigError
 
 __all__ = ["LEVERS", "info"]
@@ -49,7 +49,7 @@ def info(
     model: Path = typer.Argument(
         ..., help="Model: a zoo name, .onnx/.tflite/.pt2 file, or an `edgeopt compile` folder."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    json_out: str | None = JSON,
     profile: bool = typer.Option(
         False,
         "--profile",
@@ -64,8 +64,8 @@ def info(
     if is_saved(model):
         meta = read_saved(model)
         kernels = _kernel_profile(model, meta, shape) if profile else None
-        if as_json:
-            console.print_json(json.dumps({**meta, "profile_ms": kernels} if profile else meta))
+        emit_json(json_out, json.dumps({**meta, "profile_ms": kernels} if profile else meta))
+        if json_out == "-":
             return
         console.print(
             f"[bold]{model}[/bold]: compiled for {meta['backend']} (target {meta['target']}) "
@@ -90,8 +90,8 @@ def info(
 
         ops = profile_ops(artifact, feeds_for(artifact.inputs, parse_shapes(shape)))
         summary["profile_ms"] = {op: ms for op, (_, ms) in ops.items()}
-    if as_json:
-        console.print_json(json.dumps(summary))
+    emit_json(json_out, json.dumps(summary))
+    if json_out == "-":
         return
     console.print(
         f"[bold]{summary['path']}[/bold]  {summary['producer']}  opsets {summary['opsets']}"

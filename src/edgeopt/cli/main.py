@@ -2,6 +2,8 @@
 
 Each subcommand lives in its own module, parses its arguments, calls one library function and
 prints. An `EdgeoptError` becomes one line on stderr and exit code 1; ``-v`` adds the traceback.
+The line is read by one grammar (`_grammar`: global flags anywhere, ``--json PATH|-``,
+durations, exit codes).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import typer
 from edgeopt.cli import auto, bench, compile_, convert, info, list_, models
 from edgeopt.cli import bgremove as bgremove_cmd
 from edgeopt.cli import optimize as optimize_cmd
+from edgeopt.cli._grammar import Grammar
 from edgeopt.cli._output import STATE, guard
 
 __all__ = ["app", "main"]
@@ -20,6 +23,9 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     name="edgeopt",
     help="Make ML models run fast on edge CPUs: import, optimize, compile, benchmark.",
+    cls=Grammar,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -36,12 +42,18 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    verbose: bool = typer.Option(False, "-v", "--verbose", help="Show tracebacks and debug logs."),
+    verbose: bool = typer.Option(
+        False, "-v", "--verbose", help="Show tracebacks and debug logs (anywhere on the line)."
+    ),
+    quiet: bool = typer.Option(
+        False, "-q", "--quiet", help="No progress lines, only results and errors (anywhere)."
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
     STATE["verbose"] = verbose
+    STATE["quiet"] = quiet
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

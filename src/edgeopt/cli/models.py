@@ -7,12 +7,14 @@ import json
 import typer
 
 from edgeopt import zoo
-from edgeopt.cli._output import console, guard, print_table
+from edgeopt.cli._output import JSON, console, emit_json, guard, human, print_table, steps
 
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Known models: list, pull (download, verify, convert), info.", no_args_is_help=True
+    help="Known models: list, pull (download, verify, convert), info.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -22,11 +24,9 @@ def _task(entry: zoo.ZooModel) -> str:
 
 @app.command("list")
 @guard
-def list_models(
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-) -> None:
+def list_models(json_out: str | None = JSON) -> None:
     """List the known models."""
-    if as_json:
+    if json_out is not None:
         entries = [
             {
                 "name": m.name,
@@ -39,8 +39,9 @@ def list_models(
             }
             for m in zoo.ZOO.values()
         ]
-        typer.echo(json.dumps(entries, indent=2))
-        return
+        emit_json(json_out, json.dumps(entries, indent=2))
+        if json_out == "-":
+            return
     print_table(
         "edgeopt model zoo",
         ("name", "task", "input", "license", "description"),
@@ -54,6 +55,7 @@ def list_models(
             )
             for m in zoo.ZOO.values()
         ],
+        human(json_out),
     )
 
 
@@ -61,13 +63,17 @@ def list_models(
 @guard
 def pull(name: str = typer.Argument(..., help="Zoo name, e.g. mediapipe-selfie.")) -> None:
     """Fetch a model, verify its sha256, convert it to ONNX and cache it; prints the path."""
-    with console.status(f"pulling {name}"):
+    with steps(f"pulling {name}") as note:
         path = zoo.pull(name)
+        note(f"{path} ({path.stat().st_size / 2**20:.1f} MiB, sha256 verified)")
     console.print(str(path))
 
 
 @app.command("info")
 @guard
-def info(name: str = typer.Argument(..., help="Zoo name.")) -> None:
+def info(name: str = typer.Argument(..., help="Zoo name."), json_out: str | None = JSON) -> None:
     """Show where a model comes from, its checksum and its card (interface, task, inputs)."""
-    console.print_json(json.dumps(zoo.get(name).describe()))
+    text = json.dumps(zoo.get(name).describe(), indent=2)
+    emit_json(json_out, text)
+    if json_out != "-":
+        human(json_out).print_json(text)

@@ -15,7 +15,7 @@ import typer
 
 from edgeopt._api import load
 from edgeopt.cli import _interface
-from edgeopt.cli._output import console, print_table
+from edgeopt.cli._output import JSON, emit_json, human, print_table, steps
 from edgeopt.errors import ConfigError
 from edgeopt.pipeline import run_pipeline
 from edgeopt.recipe import DataSettings, load_recipe, recipe_from_flags
@@ -70,6 +70,7 @@ def optimize(
     input_order: str | None = _interface.ORDER,
     output_activation: str | None = _interface.ACTIVATION,
     person_channel: int | None = _interface.PERSON,
+    json_out: str | None = JSON,
 ) -> None:
     """Optimize MODEL with a recipe or inline flags; write the model and a report."""
     flags = (
@@ -98,15 +99,17 @@ def optimize(
             bound=bound if iou_bound is None else f"iou>={iou_bound}",
             data=DataSettings(source=data),
         )
-    with console.status("optimizing") as status:
+    with steps("optimizing") as note:
         report = run_pipeline(
             artifact,
             plan,
             out,
-            progress=lambda i, n, name: status.update(f"pass {i}/{n}: {name}"),
+            progress=lambda i, n, name: note(f"pass {i}/{n}: {name}"),
             interface=fields,
             card=_interface.card_extras(card),
         )
+    emit_json(json_out, (out / "report.json").read_text())
+    console = human(json_out)
     rows = []
     for i, s in enumerate(report.steps, 1):
         f = s.fidelity or {}
@@ -127,6 +130,7 @@ def optimize(
         f"{report.size_after / 1024:.1f} KiB",
         ["#", "pass", "status", "KiB", report.metric, "SNR dB", "max abs", "s"],
         rows,
+        console,
     )
     console.print(f"evaluation: {report.data['evaluation']}")
     console.print(f"calibration: {report.data['calibration']}")

@@ -37,12 +37,12 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import onnx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgeopt.artifact import ModelArtifact
 from edgeopt.errors import BackendError, ConfigError
 from edgeopt.interface import ModelInterface
-from edgeopt.metrics import FidelityMetrics, compare_outputs
+from edgeopt.metrics import FidelityMetrics, compare_outputs, parse_bound
 from edgeopt.passes._util import (
     drop_weight_inputs,
     op_counts,
@@ -68,9 +68,19 @@ _QDQ = {"QuantizeLinear", "DequantizeLinear"}
 
 
 class AccuracyBound(BaseModel):
-    """A fidelity bound the quantized model must meet against the fp32 model."""
+    """A fidelity bound the quantized model must meet against the fp32 model: written as on
+    the command line (``accuracy: iou>=0.98``) or as fields (``{metric: iou, threshold:
+    0.98}``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            metric, threshold = parse_bound(value)
+            return {"metric": metric, "threshold": threshold}
+        return value
 
     metric: Literal["iou", "iou_min", "cosine", "boundary_f", "max_abs", "mean_abs"] = Field(
         default="iou", description="Fidelity metric compared with the fp32 model's outputs."
