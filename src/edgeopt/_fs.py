@@ -40,6 +40,8 @@ __all__ = [
     "read_verified",
     "read_yaml",
     "record_sha256",
+    "record_source",
+    "recorded_source",
     "remove_stale",
     "remove_stale_temporaries",
     "temporary_path",
@@ -261,6 +263,22 @@ def cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("edgeopt"))
+
+
+def record_source(path: str | os.PathLike[str], digest: str) -> None:
+    """Remember on this machine where the file with sha256 ``digest`` is (a converted model
+    names its source by sha256 and file name only, so it is the same file on every machine;
+    the LiteRT backend finds the source here). Best effort: a read-only cache records nothing."""
+    with contextlib.suppress(OSError):
+        atomic_write_text(cache_dir() / "sources" / digest, str(Path(path).resolve()) + "\n")
+
+
+def recorded_source(digest: str) -> Path | None:
+    """Where `record_source` last saw the file with sha256 ``digest``, if it did."""
+    try:
+        return Path((cache_dir() / "sources" / digest).read_text().strip())
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def read_yaml(path: str | os.PathLike[str], what: str) -> object:

@@ -56,8 +56,32 @@ def test_refuses_changed_source(landscape: Path, tmp_path: Path) -> None:
     with pytest.raises(BackendError, match="changed since"):
         edgeopt.compile(landscape, "litert")
     src.unlink()
-    with pytest.raises(BackendError, match=r"TFLite source .* is missing"):
+    with pytest.raises(BackendError, match=r"TFLite source of .* is not beside it nor where"):
         edgeopt.compile(landscape, "litert")
+
+
+def test_a_conversion_is_the_same_file_from_any_folder_and_finds_its_source_beside_it(
+    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = (models_dir / "mediapipe-selfie" / "selfie_segmentation_landscape.tflite").read_bytes()
+    made = []
+    for folder in ("one", "two/deeper"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "landscape.tflite").write_bytes(data)
+        made.append(convert(tmp_path / folder / "landscape.tflite", tmp_path / folder / "m.onnx"))
+    first, second = (m.path.read_bytes() for m in made)
+    assert first == second  # no path, no time: the same bytes from any folder
+    assert str(tmp_path).encode() not in first
+    # Moved to another machine (no record of where it was converted): found beside the model.
+    monkeypatch.setenv("EDGEOPT_CACHE_DIR", str(tmp_path / "empty-cache"))
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "m.onnx").write_bytes(first)
+    with pytest.raises(BackendError, match=r"\(landscape\.tflite, sha256 [0-9a-f]{16}\)"):
+        edgeopt.compile(moved / "m.onnx", "litert")
+    (moved / "landscape.tflite").write_bytes(data)
+    lite = edgeopt.compile(moved / "m.onnx", "litert", {"threads": 1})
+    assert [s.name for s in lite.outputs] == ["segment_back"]
 
 
 def test_refuses_other_layout(models_dir: Path, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgeopt._fs import atomic_path, atomic_write_text
+from edgeopt._fs import atomic_path, atomic_write_text, recorded_source
 from edgeopt.artifact import ModelArtifact, TensorSpec
 from edgeopt.backends.base import BackendOptions, check_feeds, parse_options
 from edgeopt.errors import BackendError, BackendUnavailableError
@@ -52,12 +52,21 @@ def _source(model: ModelArtifact) -> Path:
             f"litert runs TFLite models: {model.path} was not imported from a .tflite file "
             "(convert one with `edgeopt convert MODEL.tflite`)"
         )
-    path = Path(props.get("edgeopt.source_path", ""))
-    if not path.is_file():
-        raise BackendError(f"litert: {model.path}'s TFLite source {path} is missing")
-    if hashlib.sha256(path.read_bytes()).hexdigest() != props.get("edgeopt.source_sha256"):
-        raise BackendError(f"litert: {path} changed since {model.path} was converted from it")
-    return path
+    digest = props.get("edgeopt.source_sha256", "")
+    name = props.get("edgeopt.source_name") or Path(props.get("edgeopt.source_path", "")).name
+    # Beside the model, where this machine converted it, or (older models) the stored path.
+    places = [model.path.parent / name, recorded_source(digest)]
+    places.append(Path(props["edgeopt.source_path"]) if "edgeopt.source_path" in props else None)
+    seen = [p for p in places if p is not None and p.is_file()]
+    for path in seen:
+        if hashlib.sha256(path.read_bytes()).hexdigest() == digest:
+            return path
+    if seen:
+        raise BackendError(f"litert: {seen[0]} changed since {model.path} was converted from it")
+    raise BackendError(
+        f"litert: the TFLite source of {model.path} ({name}, sha256 {digest[:16]}) is not beside "
+        "it nor where this machine converted it: put the .tflite file next to the model"
+    )
 
 
 class LiteRtCompiledModel:

@@ -38,6 +38,7 @@ import onnx
 import tflite
 from onnx import TensorProto, helper
 
+from edgeopt._fs import record_source
 from edgeopt.errors import ConfigError, EdgeoptError, ModelLoadError, UnsupportedOpError
 
 # Imported for their side effect: they register their converters.
@@ -139,15 +140,19 @@ def convert_tflite(
         # type at all (IndexError, struct.error, ValueError, ...); callers get one type.
         detail = f"{type(exc).__name__}: {exc}"
         raise ModelLoadError(f"{name}: not a valid TFLite model ({detail})") from exc
-    # Provenance, so a runtime of the source format (the LiteRT backend) can find the original.
+    # Provenance, so a runtime of the source format (the LiteRT backend) can find the original:
+    # its file name and sha256, never its path (the same .tflite gives the same bytes on every
+    # machine and in every folder); this machine remembers where it is (`record_source`).
+    digest = hashlib.sha256(data).hexdigest()
     onnx.helper.set_model_props(
         model,
         {
             "edgeopt.source_format": "tflite",
-            "edgeopt.source_path": str(Path(name).resolve()),
-            "edgeopt.source_sha256": hashlib.sha256(data).hexdigest(),
+            "edgeopt.source_name": Path(name).name,
+            "edgeopt.source_sha256": digest,
         },
     )
+    record_source(name, digest)
     logger.debug("converted %s: %d ONNX nodes", name, len(model.graph.node))
     return model
 
