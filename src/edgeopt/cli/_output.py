@@ -15,6 +15,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from edgeopt._fs import atomic_write_text, os_error_message
 from edgeopt.errors import EdgeoptError
@@ -59,7 +60,7 @@ def print_table(
         numeric = bool(rows) and all(r[i][:1].isdigit() for r in rows)
         table.add_column(col, justify="right" if numeric else "left")
     for r in rows:
-        table.add_row(*r)
+        table.add_row(*(Text(c) for c in r))  # as written: 'edgeopt[tvm]' is not markup
     (to or console).print(table)
 
 

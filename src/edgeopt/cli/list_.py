@@ -95,7 +95,17 @@ def list_plugins(
         except PluginError as e:
             ok, hint = False, str(e)
         rows.append(("backend", name, "yes" if ok else "no", "" if ok else hint))
-    rows.extend(("pass", name, "yes", "") for name in pass_names())
+    for name in pass_names():  # a pass that needs a library says so like a backend
+        step = get_pass(name)
+        ok = bool(getattr(step, "is_available", lambda: True)())
+        rows.append(
+            (
+                "pass",
+                name,
+                "yes" if ok else "no",
+                "" if ok else str(getattr(step, "install_hint", "")),
+            )
+        )
     keys = ("kind", "name", "available", "install_hint")
     items: list[dict[str, str | bool]] = [dict(zip(keys, r, strict=True)) for r in rows]
     for item in items:

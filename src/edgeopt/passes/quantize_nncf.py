@@ -257,6 +257,11 @@ class QuantizeNncfPass:
     name: ClassVar[str] = "quantize_nncf"
     requires: ClassVar[Iterable[str]] = ("calibration",)
     options_type: ClassVar[type[BaseModel]] = QuantizeNncfOptions
+    install_hint: ClassVar[str] = INSTALL_HINT
+
+    def is_available(self) -> bool:
+        """Whether nncf is installed (``edgeopt list`` says so, with `install_hint`)."""
+        return nncf_available()
 
     def apply(self, model: ModelArtifact, ctx: PassContext) -> PassResult:
         """Quantize ``model``; writes ``quantized_nncf.onnx`` into the work folder.
