@@ -11,6 +11,7 @@ APT_PACKAGES=(
   python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   libgirepository1.0-dev libcairo2-dev pkg-config
   espeak-ng  # the built-in speech set for audio models (edgeopt.data.load_audio)
+  chromium  # renders report.html headless in its test (a screenshot, looked at)
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -33,9 +33,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgeopt._api import load
 from edgeopt._fs import atomic_write_text
 from edgeopt.artifact import ModelArtifact
+from edgeopt.auto.html import MaskRow, write_html
 from edgeopt.auto.report import write_report
 from edgeopt.auto.settings import (
     CANDIDATES,
@@ -86,6 +89,7 @@ class _Search:
         self.card = resolve_card(self.source, settings.card)
         stored = self.card.interface.model_dump() if self.card.interface is not None else {}
         iface = infer_interface(self.source, {**stored, **(settings.interface or {})})
+        self.iface = iface
         self.feeds = data_feeds(
             self.source,
             self.data,
@@ -309,6 +313,9 @@ def search(
     best = pick_winner(tried, confirmed)
     winner = best or base
     write_report(run.out, winner, confirmed, screened, tried, settings.bound or "")
+    frames, masks = _mask_panel(run, [t for t in tried if t.speedup is not None])
+    page = run.out / "report.html"
+    write_html(page, winner, tried, settings.bound or "", run.feeds.source, frames, masks)
     if best is not None:
         lo = confirmed.speedup(winner.name)[1]
         note(f"winner: {winner.name}, {winner.speedup:.2f}x (p10 {lo:.2f}x) vs ORT fp32")
@@ -321,6 +328,34 @@ def search(
         output=run.out,
         bound=settings.bound or "",
     )
+
+
+def _mask_panel(
+    run: _Search, confirmed: Sequence[Outcome], count: int = 3
+) -> tuple[list[np.ndarray], list[MaskRow]]:
+    """Evaluation frames (RGB uint8) and the masks of the fp32 model and the confirmed
+    variants on them, for ``report.html``; nothing for a model without a person mask."""
+    if run.to_mask is None or run.iface is None:
+        return [], []
+    to_mask, name = run.to_mask, run.output
+    feeds = list(run.feeds.feeds[:count])
+    rows = [MaskRow("fp32 (ONNX Runtime)", tuple(to_mask(r[name]) for r in run.reference[:count]))]
+    for t in confirmed:
+        if t.name.startswith("baseline"):
+            continue
+        try:
+            got = run_samples(t.model, feeds, t.backend, t.options, run.feeds.state)
+        except EdgeoptError as e:
+            logger.warning("report.html: no masks for %s: %s", t.name, e)
+            continue
+        rows.append(MaskRow(t.name, tuple(to_mask(g[name]) for g in got)))
+    frames = []
+    for feed in feeds:
+        x = np.asarray(feed[run.iface.input_name], np.float32)[0]
+        x = x if x.shape[-1] in (3, 4) else np.moveaxis(x, 0, -1)
+        x = (x - x.min()) / max(float(x.max() - x.min()), 1e-6)
+        frames.append((x[..., :3] * 255).astype(np.uint8))
+    return frames, rows
 
 
 def _variants(
