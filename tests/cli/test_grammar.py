@@ -120,3 +120,15 @@ def test_a_bench_with_a_failing_variant_exits_3_with_its_results_written(
     written = json.loads(out.read_text())
     assert [r["name"] for r in written["results"]] == ["conv.onnx onnxruntime"]
     assert list(written["failures"]) == ["bad.onnx onnxruntime"]
+
+
+def test_an_auto_whose_asked_backend_fails_everywhere_exits_3_with_its_report(
+    conv_model: Path, tmp_path: Path
+) -> None:
+    args = ["auto", str(conv_model), "-o", str(tmp_path / "o"), "--bound", "cosine>=0.99"]
+    args += ["--candidate", "fp32", "-b", "onnxruntime", "-b", "litert", "-t", "1"]
+    result = CliRunner().invoke(app, [*args, "--budget", "2m", "--measure", "1s", "-q"])
+    assert result.exit_code == EXIT_PARTIAL, result.output
+    assert "error: every variant failed on litert: litert runs TFLite models" in result.output
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["winner"]["backend"] == "onnxruntime"

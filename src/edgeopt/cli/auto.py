@@ -11,6 +11,7 @@ from edgeopt.cli import _interface
 from edgeopt.cli._grammar import DURATION, EXIT_PARTIAL, parse_duration
 from edgeopt.cli._options import split_options
 from edgeopt.cli._output import JSON, emit_json, human, print_table, steps
+from edgeopt.registry import get_backend
 
 __all__ = ["auto"]
 
@@ -121,7 +122,9 @@ def _exit_on_failed_backends(result: AutoResult, asked: tuple[str, ...]) -> None
     for backend in asked:
         mine = [t for t in result.tried if t.backend == backend]
         errors = [t for t in mine if _is_error(t.status)]
-        if mine and len(errors) == len(mine):
+        if not mine:  # not installed: the search said so and went on without it
+            failed.append(f"{backend}: {get_backend(backend).install_hint}")
+        elif len(errors) == len(mine):
             failed.append(f"{backend}: {errors[0].status}")
     if failed:
         human(None).print(f"error: every variant failed on {'; '.join(failed)}", markup=False)

@@ -14,13 +14,17 @@ from pydantic import ValidationError
 from rich.live import Live
 from rich.text import Text
 
-from edgeopt.apps.background.segmenter import SegmenterOptions, StageTimes
+from edgeopt.apps.background.segmenter import SegmenterOptions, StageTimes, option_help
 from edgeopt.cli import _interface
 from edgeopt.cli._grammar import DURATION, parse_duration
 from edgeopt.cli._output import console, print_table
 from edgeopt.errors import ConfigError, describe_validation
 
 __all__ = ["bgremove"]
+
+_DEFAULT = {name: f.default for name, f in SegmenterOptions.model_fields.items()}
+"""The mask options' defaults, help and ranges come from `SegmenterOptions` (as the GStreamer
+element's do)."""
 
 _STAGES = ("decode", "pre", "infer", "post", "composite", "encode", "frame")
 
@@ -72,13 +76,9 @@ def bgremove(
         min=1,
         help="Inference threads (default: every core, and one while other processes hold a core).",
     ),
-    every: int = typer.Option(1, "--every", min=1, help="Run the model on one frame in N."),
+    every: int = typer.Option(_DEFAULT["every"], "--every", help=option_help("every")),
     similar: float = typer.Option(
-        0.0,
-        "--skip-similar",
-        min=0.0,
-        help="Reuse the mask while the frame differs from the last segmented one by less "
-        "than this (mean grey levels of a 32x18 thumbnail, e.g. 2); 0: off.",
+        _DEFAULT["similar"], "--skip-similar", help=option_help("similar")
     ),
     frame_budget: str | None = typer.Option(
         None,
@@ -87,17 +87,17 @@ def bgremove(
         help="Per-frame budget, e.g. 33ms (a bare number is ms): run the model less often "
         "above it.",
     ),
-    smoothing: float = typer.Option(0.0, "--smoothing", help="Temporal mask smoothing in [0, 1)."),
-    feather: float = typer.Option(2.0, "--feather", help="Edge feathering sigma, pixels."),
-    threshold: float | None = typer.Option(None, "--threshold", help="Hard mask threshold."),
+    smoothing: float = typer.Option(
+        _DEFAULT["smoothing"], "--smoothing", help=option_help("smoothing")
+    ),
+    feather: float = typer.Option(_DEFAULT["feather"], "--feather", help=option_help("feather")),
+    threshold: float | None = typer.Option(
+        _DEFAULT["threshold"], "--threshold", help=option_help("threshold")
+    ),
     min_area: float = typer.Option(
-        0.002,
-        "--min-area",
-        help="Drop person blobs, and fill holes, smaller than this fraction of the frame; 0: off.",
+        _DEFAULT["min_area"], "--min-area", help=option_help("min_area")
     ),
-    refine: str = typer.Option(
-        "none", "--refine", help="Mask edge refinement: none | guided (snap to the frame's edges)."
-    ),
+    refine: str = typer.Option(_DEFAULT["refine"], "--refine", help=option_help("refine")),
     size: str | None = typer.Option(None, "--size", help="Camera size WIDTHxHEIGHT."),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after N."),
     pipelined: bool | None = typer.Option(

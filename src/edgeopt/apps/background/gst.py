@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import gi  # type: ignore[import-untyped]
+from pydantic import ValidationError
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstBase", "1.0")
@@ -46,9 +47,12 @@ from edgeopt.apps.background.composite import Compositor, effect_from_args  # no
 from edgeopt.apps.background.errors import VideoError  # noqa: E402
 from edgeopt.apps.background.remover import BackgroundRemover  # noqa: E402
 from edgeopt.apps.background.segmenter import (  # noqa: E402
+    MASK_OPTIONS,
     Order,
     SegmenterOptions,
     load_segmenter,
+    option_help,
+    option_range,
 )
 from edgeopt.errors import EdgeoptError  # noqa: E402
 from edgeopt.interface import load_card  # noqa: E402
@@ -86,16 +90,31 @@ _WIDE_INT = (-(2**31), 2**31 - 1)
 _WIDE = (-1e12, 1e12)
 RANGES: dict[str, tuple[float, float]] = {
     "threads": (0, MAX_THREADS),
-    "every": (1, 30),
-    "skip-similar": (0.0, 255.0),
-    "smoothing": (0.0, 0.99),
-    "feather": (0.0, 100.0),
-    "threshold": (0.0, 0.99),
     "budget-ms": (0.0, 10000.0),
-    "min-area": (0.0, 0.5),
 }
-REFINES = ("none", "guided")
-"""Values of the ``refine`` property."""
+"""Ranges of the element's own numeric properties; the mask options' are `SegmenterOptions`'s."""
+
+PROPERTY_FIELDS = {prop: field for field, prop in MASK_OPTIONS.items()}
+"""Element property -> `SegmenterOptions` field."""
+
+
+def _mask_property(field: str) -> tuple[Any, ...]:
+    """The GObject property of a `SegmenterOptions` field: its type, help with its range, and
+    default (a threshold of None is 0). Wide GObject bounds: the options model checks."""
+    info = SegmenterOptions.model_fields[field]
+    name = MASK_OPTIONS[field]
+    default = info.default if info.default is not None else 0.0
+    if field == "refine":
+        return (str, name, option_help(field), default, _RW)
+    kind, bounds = (int, _WIDE_INT) if field == "every" else (float, _WIDE)
+    return (kind, name, option_help(field), *bounds, default, _RW)
+
+
+def _mask_options(props: dict[str, Any]) -> SegmenterOptions:
+    """The options model from the element's properties (a threshold of 0 is unset)."""
+    values = {field: props[prop] for prop, field in PROPERTY_FIELDS.items()}
+    values["threshold"] = values["threshold"] or None
+    return SegmenterOptions(**values)
 
 
 def _message(e: BaseException) -> str:
@@ -140,35 +159,14 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
             "",
             _RW,
         ),
-        "every": (int, "every", "Run the model on one frame in N (1..30)", *_WIDE_INT, 1, _RW),
-        "skip-similar": (
-            float,
-            "skip-similar",
-            "Reuse the mask while the frame differs from the last segmented one by less than "
-            "this (mean grey levels of a 32x18 thumbnail, 0..255); 0: off",
-            *_WIDE,
-            0.0,
+        **{prop: _mask_property(field) for field, prop in MASK_OPTIONS.items()},
+        "optimize": (
+            bool,
+            "optimize",
+            "ONNX Runtime: run the zoo model's exact ort_layout rewrite, as bgremove does",
+            True,
             _RW,
         ),
-        "smoothing": (float, "smoothing", "Temporal mask smoothing, 0..0.99", *_WIDE, 0.0, _RW),
-        "feather": (float, "feather", "Edge feathering sigma, 0..100 pixels", *_WIDE, 2.0, _RW),
-        "threshold": (
-            float,
-            "threshold",
-            "Hard mask threshold in (0, 0.99]; 0: a soft alpha",
-            *_WIDE,
-            0.0,
-            _RW,
-        ),
-        "min-area": (
-            float,
-            "min-area",
-            "Drop person blobs, and fill holes, under this fraction of the frame (0..0.5); 0: off",
-            *_WIDE,
-            0.002,
-            _RW,
-        ),
-        "refine": (str, "refine", "Mask edge refinement: none or guided", "none", _RW),
         "budget-ms": (
             float,
             "budget-ms",
@@ -199,14 +197,9 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
             "effect": "blur",
             "background": "",
             "threads": 0,
-            "every": 1,
-            "skip-similar": 0.0,
-            "smoothing": 0.0,
-            "feather": 2.0,
-            "threshold": 0.0,
             "budget-ms": 0.0,
-            "min-area": 0.002,
-            "refine": "none",
+            "optimize": True,
+            **{prop: _mask_property(field)[-2] for field, prop in MASK_OPTIONS.items()},
         }
         self._remover: BackgroundRemover | None = None
         self._invalid = ""
@@ -233,10 +226,17 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
             self._invalid = f"{ELEMENT}: {prop.name}={value:g} is out of range: give {lo}..{hi}"
             self._error(self._invalid)
             return
-        if prop.name == "refine" and value not in REFINES:
-            self._invalid = f"{ELEMENT}: refine={value!r} is not one of: {', '.join(REFINES)}"
-            self._error(self._invalid)
-            return
+        if prop.name in PROPERTY_FIELDS:
+            try:
+                _mask_options({**self._props, prop.name: value})
+            except ValidationError:
+                field = PROPERTY_FIELDS[prop.name]
+                shown = f"{value!r}" if isinstance(value, str) else f"{value:g}"
+                self._invalid = (
+                    f"{ELEMENT}: {prop.name}={shown} is out of range: give {option_range(field)}"
+                )
+                self._error(self._invalid)
+                return
         self._props[prop.name] = value
         remover = self._remover
         if remover is None:
@@ -257,21 +257,13 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
         p = self._props
         options = {"threads": p["threads"]} if p["threads"] else None
         card = load_card(p["card"]) if p["card"] else None
-        mask = SegmenterOptions(
-            every=p["every"],
-            similar=p["skip-similar"],
-            smoothing=p["smoothing"],
-            feather=p["feather"],
-            threshold=p["threshold"] or None,
-            min_area=p["min-area"],
-            refine=p["refine"],
-        )
         segmenter = load_segmenter(
             p["model"],
             backend=p["backend"],
             backend_options=options,
             interface=card,
-            options=mask,
+            options=_mask_options(p),
+            optimize=p["optimize"],
         )
         budget = p["budget-ms"] or None
         return BackgroundRemover(segmenter, self._compositor(), budget)

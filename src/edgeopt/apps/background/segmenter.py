@@ -46,11 +46,14 @@ from edgeopt.errors import ConfigError, InputMismatchError
 from edgeopt.interface import ModelInterface, Order, infer_interface
 
 __all__ = [
+    "MASK_OPTIONS",
     "Order",
     "Segmenter",
     "SegmenterOptions",
     "StageTimes",
     "load_segmenter",
+    "option_help",
+    "option_range",
     "ort_layout_file",
     "resolve_model",
 ]
@@ -78,7 +81,8 @@ class SegmenterOptions(BaseModel):
         default=None,
         gt=0.0,
         lt=1.0,
-        description="Hard threshold on the person probability; None keeps a soft alpha.",
+        description="Hard threshold on the person probability; unset (0 on the GStreamer "
+        "element) keeps a soft alpha.",
     )
     every: int = Field(
         default=1,
@@ -105,6 +109,45 @@ class SegmenterOptions(BaseModel):
         description="Edge refinement of the upscaled mask: 'guided' snaps it to the frame's "
         "edges (fast guided filter, 3-6 ms at 720p); 'none': off.",
     )
+
+
+MASK_OPTIONS: dict[str, str] = {
+    "every": "every",
+    "similar": "skip-similar",
+    "smoothing": "smoothing",
+    "feather": "feather",
+    "threshold": "threshold",
+    "min_area": "min-area",
+    "refine": "refine",
+}
+"""`SegmenterOptions` field -> its name as a ``bgremove`` flag (``--skip-similar``) and as a
+GStreamer element property (``skip-similar``): one definition of each option, its default,
+range and help, read by both (see `option_range` and `option_help`)."""
+
+
+def option_range(field: str) -> str:
+    """The range `SegmenterOptions` enforces on ``field``, as ``0 <= x < 1`` (or its choices)."""
+    info = SegmenterOptions.model_fields[field]
+    choices = getattr(info.annotation, "__args__", ())
+    if field == "refine":
+        return " | ".join(str(c) for c in choices)
+    lo = hi = ""
+    for m in info.metadata:
+        if getattr(m, "ge", None) is not None:
+            lo = f"{m.ge:g} <= "
+        if getattr(m, "gt", None) is not None:
+            lo = f"{m.gt:g} < "
+        if getattr(m, "le", None) is not None:
+            hi = f" <= {m.le:g}"
+        if getattr(m, "lt", None) is not None:
+            hi = f" < {m.lt:g}"
+    return f"{lo}x{hi}"
+
+
+def option_help(field: str) -> str:
+    """``field``'s description with its range, for ``--help`` and ``gst-inspect-1.0``."""
+    info = SegmenterOptions.model_fields[field]
+    return f"{info.description} Range: {option_range(field)}."
 
 
 class Segmenter:
