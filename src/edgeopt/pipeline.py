@@ -35,6 +35,7 @@ from edgeopt.bench.fidelity import (
 )
 from edgeopt.card import ModelCard, resolve_card, store_card
 from edgeopt.data import Role
+from edgeopt.htmlpage import Page, decisions, png
 from edgeopt.interface import ModelInterface, infer_interface
 from edgeopt.loader import load
 from edgeopt.passes.base import PassContext
@@ -128,6 +129,34 @@ class PipelineReport:
             return f"{self.task.get('kind')} task: {self.metric} on the decoded outputs."
         return "SNR (dB) of every output, the worst reported, and output errors."
 
+    def write_html(self, path: Path) -> Path:
+        """``report.html``: sizes and fidelity per step (a figure and a table), the warnings,
+        and each pass's per-layer decisions; self-contained."""
+        page = Page(f"edgeopt optimize: {Path(self.source).name}")
+        page.para(
+            f"Output {self.output}: {self.size_before / 1024:.1f} KiB -> "
+            f"{self.size_after / 1024:.1f} KiB. Fidelity against the input model on "
+            f"{self.data.get('evaluation')}; calibration on {self.data.get('calibration')}. "
+            f"Metric: {self._metric_line()}"
+        )
+        for w in self.warnings:
+            page.para(f"Warning: {w}", bold=("Warning:",))
+        page.heading("Size and fidelity, step by step")
+        page.image("size and fidelity per step", _size_and_fidelity(self))
+        rows = []
+        for i, s in enumerate(self.steps, 1):
+            f = s.fidelity or {}
+            status = _status(s)
+            cells = [_fmt(f.get(k)) for k in (self.metric, "snr", "cosine", "max_abs")]
+            rows.append(
+                (str(i), s.name, status, f"{s.size_bytes / 1024:.1f}", *cells, f"{s.seconds:.2f}")
+            )
+        headers = ("#", "pass", "status", "size KiB", self.metric, "SNR dB", "cosine", "max abs")
+        page.table((*headers, "time s"), rows)
+        page.heading("Decisions, layer by layer")
+        page.table(("pass", "applied", "decisions"), decisions([asdict(s) for s in self.steps]))
+        return page.write(path)
+
     def to_markdown(self) -> str:
         """The report as a Markdown table plus each pass's notes."""
         lines = [
@@ -147,9 +176,7 @@ class PipelineReport:
         ]
         for i, s in enumerate(self.steps, 1):
             f = s.fidelity or {}
-            status = (
-                "applied" if s.applied else f"skipped: {s.skipped}" if s.skipped else "no change"
-            )
+            status = _status(s)
             cells = [_fmt(f.get(k)) for k in (self.metric, "snr", "cosine", "max_abs")]
             lines.append(
                 f"| {i} | {s.name} | {status} | {s.size_bytes / 1024:.1f} | "
@@ -160,6 +187,36 @@ class PipelineReport:
             if s.details:
                 lines += ["", f"## {i}. {s.name}", "", "```json", _short_json(s.details), "```"]
         return "\n".join(lines) + "\n"
+
+
+def _status(step: StepReport) -> str:
+    return (
+        "applied" if step.applied else f"skipped: {step.skipped}" if step.skipped else "no change"
+    )
+
+
+def _size_and_fidelity(report: PipelineReport) -> str:
+    """Bars: each step's model size; line: its fidelity by the report's metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["input", *(f"{i}. {s.name}" for i, s in enumerate(report.steps, 1))]
+    sizes = [report.size_before / 1024, *(s.size_bytes / 1024 for s in report.steps)]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(names, sizes, color="#9ecae1")
+    ax.set_ylabel("model size, KiB")
+    values = [(s.fidelity or {}).get(report.metric) for s in report.steps]
+    if any(isinstance(v, int | float) and v == v for v in values):
+        other = ax.twinx()
+        other.plot(
+            names[1:], [v if v is not None else float("nan") for v in values], "o-", c="#d62728"
+        )
+        other.set_ylabel(report.metric)
+    text = png(fig)
+    plt.close(fig)
+    return text
 
 
 def _finite(v: Any) -> Any:
@@ -369,6 +426,7 @@ def _run_steps(
     )
     atomic_write_text(out / "report.json", report.to_json())
     atomic_write_text(out / "report.md", report.to_markdown())
+    report.write_html(out / "report.html")
     return report
 
 

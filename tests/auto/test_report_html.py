@@ -56,3 +56,24 @@ def test_the_report_page_shows_plot_masks_and_table(selfie_model: Path, tmp_path
     # The mask panel: dark mask backgrounds and white person areas below the plot.
     middle = pixels[pixels.shape[0] // 3 : 2 * pixels.shape[0] // 3].mean(axis=-1)
     assert (middle < 30).mean() > 0.05 and (middle > 225).mean() > 0.05
+
+
+def test_the_optimize_report_page_shows_sizes_fidelity_and_decisions(
+    selfie_model: Path, tmp_path: Path
+) -> None:
+    import edgeopt
+
+    recipe = {
+        "passes": [{"name": "simplify"}, {"name": "fp16"}],
+        "data": {"evaluation_count": 4, "calibration_count": 4},
+    }
+    report = edgeopt.optimize(selfie_model, recipe, tmp_path / "out")
+    page = tmp_path / "out" / "report.html"
+    text = page.read_text()
+    assert len(re.findall(r"src='data:image/png;base64,", text)) == 1
+    assert "<td>fp16</td><td>applied</td>" in text and report.metric == "iou"
+    pixels = _screenshot(page, tmp_path / "shot.png")
+    red = np.array([0xD6, 0x27, 0x28])  # the fidelity line over the size bars
+    assert (np.abs(pixels - red).sum(axis=-1) < 40).sum() > 30
+    blue = np.array([0x9E, 0xCA, 0xE1])
+    assert (np.abs(pixels - blue).sum(axis=-1) < 30).sum() > 2000  # three size bars

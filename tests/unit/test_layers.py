@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "recipe": 6,
     "convert": 6,
     "bench": 7,
+    "htmlpage": 2,  # report pages: html.escape and matplotlib, no edgeopt above _fs
     "loader": 7,  # load(): zoo names, .tflite and PyTorch files as ONNX, for every entry point
     "_api": 8,
     "pipeline": 8,

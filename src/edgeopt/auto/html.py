@@ -4,25 +4,21 @@ Self-contained (the images are inline PNG, no script, no network): the speed-vs-
 of every variant with the bound and the Pareto front, the masks of the finalists on a few
 evaluation frames beside the fp32 model's (for a segmentation model), the per-layer decisions
 of the winner's recipe (layers kept in fp32, channels pruned), and the table of every variant.
-Written by hand with `html.escape`: one page of tables and two images needs no template
-engine (a new dependency).
+Built with `edgeopt.htmlpage`.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from edgeopt._fs import atomic_write_text
+from edgeopt.auto.report import variant_rows
 from edgeopt.auto.settings import Outcome, parse_bound
+from edgeopt.htmlpage import Page, decisions, png
 from edgeopt.metrics import LOWER_IS_BETTER
 
 __all__ = ["MaskRow", "write_html"]
@@ -42,12 +38,6 @@ class MaskRow:
 
     name: str
     masks: tuple[np.ndarray, ...]
-
-
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return base64.b64encode(buf.getvalue()).decode()
 
 
 def _plot(tried: Sequence[Outcome], bound: str, winner: str) -> str:
@@ -102,7 +92,7 @@ def _plot(tried: Sequence[Outcome], bound: str, winner: str) -> str:
     ax.set_ylabel(metric)
     ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
-    text = _png(fig)
+    text = png(fig)
     plt.close(fig)
     return text
 
@@ -131,34 +121,17 @@ def _masks(frames: Sequence[np.ndarray], rows: Sequence[MaskRow]) -> str:
             axes[i][2 * j + 1].set_title(f"|diff| max {diff.max():.2f}", fontsize=7)
     for ax in axes.flat:
         ax.axis("off")
-    text = _png(fig)
+    text = png(fig)
     plt.close(fig)
     return text
 
 
 def _decisions(winner: Outcome) -> list[tuple[str, str, str]]:
-    """(pass, applied, what it decided) of the winner's recipe, from its pipeline report."""
+    """The winner's recipe, layer by layer, from its pipeline report (none for fp32)."""
     report = Path(winner.model).parent / "report.json"
     if not report.is_file():
         return []
-    rows = []
-    for step in json.loads(report.read_text()).get("steps", []):
-        details = step.get("details") or {}
-        found = []
-        accuracy = details.get("accuracy") or {}
-        if accuracy.get("fp32_nodes") is not None:
-            kept = accuracy["fp32_nodes"]
-            found.append(f"{len(kept)} layer(s) kept in fp32: {', '.join(kept[:12])}")
-        for key in ("quantized_nodes", "ratio", "channels_removed", "macs_removed", "pruned"):
-            if key in details:
-                found.append(f"{key.replace('_', ' ')}: {details[key]}")
-        layers = details.get("layers") or details.get("per_layer")
-        if isinstance(layers, dict):
-            found += [f"{k}: {v}" for k, v in list(layers.items())[:12]]
-        if not found:  # a pass with its own details (rewrites applied, ops converted)
-            found = [f"{k}: {v}" for k, v in details.items() if isinstance(v, int | float | str)]
-        rows.append((step["name"], "applied" if step.get("applied") else "no", "; ".join(found)))
-    return rows
+    return decisions(json.loads(report.read_text()).get("steps", []))
 
 
 def write_html(
@@ -182,54 +155,26 @@ def write_html(
         masks: The fp32 model's masks first, then the variants' (same frames).
     """
     metric = parse_bound(bound)[0]
-    plot = _plot(tried, bound, winner.name)
-    e = html.escape
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>edgeopt auto</title>",
-        "<style>body{font-family:sans-serif;margin:24px;max-width:1200px}"
-        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
-        "padding:3px 7px;text-align:left}th{background:#f0f0f0}.w{background:#fde2e2}"
-        "img{max-width:100%}</style></head><body>",
-        "<h1>edgeopt auto</h1>",
-        f"<p>Winner: <b>{e(winner.name)}</b> ({e(winner.backend)}, recipe "
-        f"{e(winner.candidate)}), {_x(winner.speedup)} over ONNX Runtime fp32, every variant "
-        f"held to <b>{e(bound)}</b> on {e(data)}.</p>",
-        "<h2>Speed and fidelity of every variant</h2>",
-        f"<img alt='speed vs fidelity' src='data:image/png;base64,{plot}'>",
-    ]
+    page = Page("edgeopt auto")
+    page.para(
+        f"Winner: {winner.name} ({winner.backend}, recipe {winner.candidate}), "
+        f"{winner.speedup or 1.0:.2f}x over ONNX Runtime fp32, every variant held to {bound} "
+        f"on {data}.",
+        bold=(winner.name, bound),
+    )
+    page.heading("Speed and fidelity of every variant")
+    page.image("speed vs fidelity", _plot(tried, bound, winner.name))
     if frames and masks:
-        parts += [
-            "<h2>Masks on evaluation frames</h2>",
-            "<p>Each variant's person mask and its difference to the fp32 model's.</p>",
-            f"<img alt='masks' src='data:image/png;base64,{_masks(frames, masks)}'>",
-        ]
+        page.heading("Masks on evaluation frames")
+        page.para("Each variant's person mask and its difference to the fp32 model's.")
+        page.image("masks", _masks(frames, masks))
     rows = _decisions(winner)
     if rows:
-        parts.append("<h2>The winner's recipe, layer by layer</h2><table>")
-        parts.append("<tr><th>pass</th><th>applied</th><th>decisions</th></tr>")
-        parts += [f"<tr><td>{e(a)}</td><td>{e(b)}</td><td>{e(c)}</td></tr>" for a, b, c in rows]
-        parts.append("</table>")
-    parts.append("<h2>Every variant</h2><table>")
-    parts.append(
-        f"<tr><th>variant</th><th>backend</th><th>{e(metric)}</th><th>SNR dB</th>"
-        "<th>status</th><th>screening</th><th>speed-up</th></tr>"
-    )
-    for t in tried:
-        f = t.fidelity or {}
-        cls = " class='w'" if t.name == winner.name else ""
-        parts.append(
-            f"<tr{cls}><td>{e(t.name)}</td><td>{e(t.backend)}</td><td>{_num(f.get(metric))}</td>"
-            f"<td>{_num(f.get('snr'), '.1f')}</td><td>{e(t.status)}</td>"
-            f"<td>{_x(t.screen_speedup)}</td><td>{_x(t.speedup)}</td></tr>"
-        )
-    parts.append("</table></body></html>")
-    atomic_write_text(path, "\n".join(parts) + "\n")
-    return path
-
-
-def _x(value: float | None) -> str:
-    return f"{value:.2f}x" if value is not None else "-"
-
-
-def _num(value: object, fmt: str = ".4f") -> str:
-    return format(value, fmt) if isinstance(value, float | int) and value == value else "-"
+        page.heading("The winner's recipe, layer by layer")
+        page.table(("pass", "applied", "decisions"), rows)
+    page.heading("Every variant")
+    table = variant_rows(tried, bound)
+    headers = ("variant", "backend", metric, "SNR dB", "status", "screening", "speed-up")
+    marked = next((i for i, t in enumerate(tried) if t.name == winner.name), None)
+    page.table(headers, table, marked)
+    return page.write(path)

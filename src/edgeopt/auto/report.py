@@ -13,7 +13,7 @@ from edgeopt.auto.settings import AutoResult, Outcome, parse_bound
 from edgeopt.bench.report import markdown, save_chart
 from edgeopt.bench.result import Comparison
 
-__all__ = ["summary_rows", "write_report"]
+__all__ = ["summary_rows", "variant_rows", "write_report"]
 
 
 def _x(value: float | None) -> str:
@@ -83,9 +83,14 @@ def _num(value: object, fmt: str = ".4f") -> str:
 def summary_rows(result: AutoResult) -> list[tuple[str, ...]]:
     """Rows for a table of every variant: name, backend, the bound's metric, SNR, status,
     screening, speed-up."""
-    metric = parse_bound(result.bound)[0]
+    return variant_rows(result.tried, result.bound)
+
+
+def variant_rows(tried: Sequence[Outcome], bound: str) -> list[tuple[str, ...]]:
+    """`summary_rows` of the variants ``tried`` under ``bound``."""
+    metric = parse_bound(bound)[0]
     rows: list[tuple[str, ...]] = []
-    for t in result.tried:
+    for t in tried:
         f = t.fidelity or {}
         rows.append(
             (
