@@ -64,9 +64,7 @@ def _plot(tried: Sequence[Outcome], bound: str, winner: str) -> str:
     }
     seen = set()
     for speed, value, t in points:
-        kind = "confirmed" if t.speedup is not None else "screened"
-        if t.name.startswith("baseline"):
-            kind = "confirmed"
+        kind = "confirmed" if t.speedup is not None else "screened"  # the baseline: 1.0
         colour, marker, size, label = styles[kind]
         ax.scatter(
             speed, value, c=colour, marker=marker, s=size, label=None if kind in seen else label

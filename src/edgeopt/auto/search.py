@@ -184,7 +184,7 @@ class _Search:
         try:
             report = run_pipeline(self.source, recipe, tmp, card=self.settings.card)
         except EdgeoptError as e:
-            return str(self.source.path), f"recipe failed: {e}"
+            return str(self.source.path), f"{RECIPE_FAILED}{e}"
         if not any(s.applied for s in report.steps):
             shutil.rmtree(tmp, ignore_errors=True)
             return str(self.source.path), "no pass applied"
@@ -415,7 +415,7 @@ def _variants(
             if left <= 0 or need > left:
                 tried.append(replace(t, status="over budget"))
             elif status != "ok":
-                tried.append(t)
+                tried.append(replace(t, error=status.startswith(RECIPE_FAILED)))
             elif backend == "litert" and CANDIDATES[cand]:
                 # LiteRT runs the original .tflite: it cannot run an optimized ONNX model.
                 why = "skipped: litert runs only the original .tflite, not this candidate"
@@ -429,6 +429,9 @@ def _variants(
                     admitted.append(took)
     return tried
 
+
+RECIPE_FAILED = "recipe failed: "
+"""How the status of a variant whose recipe raised begins."""
 
 SPAWN_S = 2.0
 """Seconds a benchmark worker takes to start (a fresh interpreter importing edgeopt and its
@@ -452,7 +455,7 @@ def startup_reserve(admitted: Sequence[float], finalists: int) -> float:
 def _checked(run: _Search, t: Outcome, note: Progress) -> Outcome:
     fid = run.fidelity(t.model, t.backend, t.options, note, t.name)
     if "error" in fid:
-        return replace(t, status=fid["error"])
+        return replace(t, status=fid["error"], error=True)
     ok, status = meets(run.bound, fid)
     opts = t.options
     if "tune_seconds" in opts:  # tuned once above; the benchmark reuses its records
@@ -500,7 +503,7 @@ def _with_speedups(tried: list[Outcome], result: Comparison, screening: bool) ->
     out = []
     for t in tried:
         if t.name in result.failures:
-            t = replace(t, status=f"failed: {result.failures[t.name]}")
+            t = replace(t, status=f"failed: {result.failures[t.name]}", error=True)
         elif t.name in result.speedups and t.name != result.baseline.name:
             median = result.speedup(t.name)[0]
             t = replace(t, screen_speedup=median) if screening else replace(t, speedup=median)

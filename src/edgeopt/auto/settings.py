@@ -135,6 +135,9 @@ class Outcome:
     status: str
     speedup: float | None = None
     screen_speedup: float | None = None
+    error: bool = False
+    """The variant failed (its recipe, backend or worker): an error, not a verdict of the
+    bound or the budget."""
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ def _exit_on_failed_backends(result: AutoResult, asked: tuple[str, ...]) -> None
     failed = []
     for backend in asked:
         mine = [t for t in result.tried if t.backend == backend]
-        errors = [t for t in mine if _is_error(t.status)]
+        errors = [t for t in mine if t.error]
         if not mine:  # not installed: the search said so and went on without it
             failed.append(f"{backend}: {get_backend(backend).install_hint}")
         elif len(errors) == len(mine):
@@ -129,8 +129,3 @@ def _exit_on_failed_backends(result: AutoResult, asked: tuple[str, ...]) -> None
     if failed:
         human(None).print(f"error: every variant failed on {'; '.join(failed)}", markup=False)
         raise typer.Exit(EXIT_PARTIAL)
-
-
-def _is_error(status: str) -> bool:
-    verdicts = ("measured", "screened out", "over budget", "fails ", "skipped", "no pass")
-    return not status.startswith(verdicts) and "no pruning ratio" not in status

@@ -110,6 +110,11 @@ def _mask_property(field: str) -> tuple[Any, ...]:
     return (kind, name, option_help(field), *bounds, default, _RW)
 
 
+MASK_PROPERTIES = {prop: _mask_property(field) for field, prop in MASK_OPTIONS.items()}
+"""The element's mask-option properties (PyGObject takes ``__gproperties__`` off the class,
+so the defaults are read from here)."""
+
+
 def _mask_options(props: dict[str, Any]) -> SegmenterOptions:
     """The options model from the element's properties (a threshold of 0 is unset)."""
     values = {field: props[prop] for prop, field in PROPERTY_FIELDS.items()}
@@ -159,7 +164,7 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
             "",
             _RW,
         ),
-        **{prop: _mask_property(field) for field, prop in MASK_OPTIONS.items()},
+        **MASK_PROPERTIES,
         "optimize": (
             bool,
             "optimize",
@@ -199,7 +204,7 @@ class EdgeoptBgRemove(GstBase.BaseTransform):  # type: ignore[misc]
             "threads": 0,
             "budget-ms": 0.0,
             "optimize": True,
-            **{prop: _mask_property(field)[-2] for field, prop in MASK_OPTIONS.items()},
+            **{prop: spec[-2] for prop, spec in MASK_PROPERTIES.items()},
         }
         self._remover: BackgroundRemover | None = None
         self._invalid = ""
